@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "ShipLog",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ShipLog", targets: ["ShipLog"]),
+        .executable(name: "shiplog-bench", targets: ["ShipLogBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (see scripts/install-deps).
+        .systemLibrary(
+            name: "CLZ4", pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]),
+        .systemLibrary(
+            name: "CISAL", pkgConfig: "libisal",
+            providers: [.apt(["libisal-dev"]), .brew(["isa-l"])]),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .systemLibrary(
+            name: "CLevelDB",
+            providers: [.apt(["libleveldb-dev"]), .brew(["leveldb"])]),
+
+        // The append-only segment log: no networking here.
+        .target(
+            name: "ShipLogStorage",
+            dependencies: [
+                "CLZ4", "CISAL",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The facade applications link.
+        .target(name: "ShipLog", dependencies: ["ShipLogStorage"]),
+
+        // Child process for the crash-consistency test: appends with fsync and is SIGKILLed.
+        .executableTarget(
+            name: "ShipLogCrashWriter",
+            dependencies: ["ShipLogStorage"]),
+
+        .executableTarget(
+            name: "ShipLogBench",
+            dependencies: [
+                "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/ShipLogBench"),
+
+        .testTarget(
+            name: "ShipLogStorageTests",
+            dependencies: [
+                "ShipLogStorage", "ShipLogCrashWriter",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+    ]
+)

@@ -1,0 +1,178 @@
+/// A record batch exactly as stored in a segment: the 48-byte header and its payload
+/// (format.md §3). Replication ships these bytes unchanged; `decode()` opens them.
+public struct StoredBatch: Sendable, Equatable {
+    public private(set) var header: BatchHeader
+    /// Header and payload, `header.totalBytes` long.
+    public private(set) var bytes: [UInt8]
+
+    /// Wraps bytes read from disk or received from a peer, checking the header's fields
+    /// and the CRC. Throws `corruption` naming `file` and `position` when they fail.
+    public init(bytes: [UInt8], file: String = "<memory>", position: Int64 = 0) throws {
+        guard bytes.count >= Format.batchHeaderBytes else {
+            throw LogError.corruption(file: file, position: position, offset: nil,
+                                      reason: "batch of \(bytes.count) bytes is shorter than its header")
+        }
+        let header: BatchHeader
+        switch bytes.withUnsafeBytes({ BatchHeader.decode($0) }) {
+        case .success(let decoded): header = decoded
+        case .failure(let failure):
+            throw LogError.corruption(file: file, position: position, offset: nil, reason: "batch header: \(failure)")
+        }
+        guard bytes.count == header.totalBytes else {
+            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                      reason: "batch is \(bytes.count) bytes, header says \(header.totalBytes)")
+        }
+        self.header = header
+        self.bytes = bytes
+        guard checksumMatches else {
+            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                      reason: "batch checksum mismatch")
+        }
+    }
+
+    /// Builds an unsealed batch from records: offset, epoch and timestamp are set by `seal`.
+    /// LZ4 is used when `codec` is `.lz4` and it makes the payload smaller.
+    public init(encoding records: [[UInt8]], codec: CompressionCodec) {
+        precondition(!records.isEmpty, "a batch holds at least one record")
+        var sectionBytes = 0
+        for record in records { sectionBytes += Format.recordLengthPrefixBytes + record.count }
+        let headerBytes = Format.batchHeaderBytes
+
+        func writeSection(_ out: UnsafeMutableRawBufferPointer) {
+            var at = 0
+            for record in records {
+                out.setLittleEndian(UInt32(record.count), at: at)
+                at += Format.recordLengthPrefixBytes
+                record.withUnsafeBytes { source in
+                    if source.count > 0 { (out.baseAddress! + at).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+                }
+                at += record.count
+            }
+            assert(at == sectionBytes)
+        }
+
+        var storedCodec = CompressionCodec.none
+        var stored: [UInt8]
+        if codec == .lz4 {
+            let bound = LZ4Block.compressBound(sectionBytes)
+            let section = [UInt8](unsafeUninitializedCapacity: sectionBytes) { buffer, count in
+                writeSection(UnsafeMutableRawBufferPointer(buffer))
+                count = sectionBytes
+            }
+            stored = [UInt8](unsafeUninitializedCapacity: headerBytes + max(bound, sectionBytes)) { buffer, count in
+                let out = UnsafeMutableRawBufferPointer(buffer)
+                let compressed = section.withUnsafeBytes { source in
+                    LZ4Block.compress(source, into: UnsafeMutableRawBufferPointer(rebasing: out[headerBytes...]))
+                }
+                if let compressed, compressed < sectionBytes {
+                    storedCodec = .lz4
+                    count = headerBytes + compressed
+                } else {
+                    section.withUnsafeBytes { (out.baseAddress! + headerBytes).copyMemory(from: $0.baseAddress!, byteCount: sectionBytes) }
+                    count = headerBytes + sectionBytes
+                }
+            }
+        } else {
+            stored = [UInt8](unsafeUninitializedCapacity: headerBytes + sectionBytes) { buffer, count in
+                writeSection(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[headerBytes...]))
+                count = headerBytes + sectionBytes
+            }
+        }
+        header = BatchHeader(
+            codec: storedCodec, recordCount: UInt32(records.count), firstOffset: 0, leaderEpoch: 0,
+            timestampMs: 0, uncompressedBytes: UInt32(sectionBytes), storedBytes: UInt32(stored.count - headerBytes))
+        bytes = stored
+    }
+
+    /// Assigns the batch its place in a log and computes the CRC over the final header.
+    public mutating func seal(firstOffset: UInt64, leaderEpoch: UInt64, timestampMs: Int64) {
+        header.firstOffset = firstOffset
+        header.leaderEpoch = leaderEpoch
+        header.timestampMs = timestampMs
+        let header = self.header
+        bytes.withUnsafeMutableBytes { out in
+            header.encode(into: out)
+            let crc = BatchHeader.checksum(
+                header: UnsafeRawBufferPointer(out),
+                payload: UnsafeRawBufferPointer(rebasing: out[Format.batchHeaderBytes...]))
+            out.setLittleEndian(crc, at: 4)
+        }
+        self.header.crc = bytes.withUnsafeBytes { $0.getLittleEndian(at: 4) }
+    }
+
+    public var checksumMatches: Bool {
+        bytes.withUnsafeBytes { raw in
+            BatchHeader.checksum(header: raw, payload: UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...]))
+                == header.crc
+        }
+    }
+
+    /// Decompresses the payload and splits it into records, checking the framing.
+    public func decode(file: String = "<memory>", position: Int64 = 0) throws -> RecordBatch {
+        let sectionBytes = Int(header.uncompressedBytes)
+        let section: [UInt8]
+        switch header.codec {
+        case .none:
+            section = Array(bytes[Format.batchHeaderBytes...])
+        case .lz4:
+            var ok = false
+            section = [UInt8](unsafeUninitializedCapacity: sectionBytes) { buffer, count in
+                ok = bytes.withUnsafeBytes { raw in
+                    LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...]),
+                                        into: UnsafeMutableRawBufferPointer(buffer))
+                }
+                count = sectionBytes
+            }
+            guard ok else {
+                throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                          reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
+            }
+        }
+        return try RecordBatch(header: header, section: section, file: file, position: position)
+    }
+}
+
+/// A decoded batch: its header and its records, each a slice of one shared buffer.
+public struct RecordBatch: Sendable, RandomAccessCollection {
+    public struct Record: Sendable, Equatable {
+        public var offset: UInt64
+        public var bytes: ArraySlice<UInt8>
+    }
+
+    public let header: BatchHeader
+    private let section: [UInt8]
+    /// Start of each record's bytes in `section`; a record ends 4 bytes before the next starts.
+    private let starts: [Int]
+
+    init(header: BatchHeader, section: [UInt8], file: String, position: Int64) throws {
+        var starts: [Int] = []
+        starts.reserveCapacity(Int(header.recordCount))
+        var at = 0
+        let ok = section.withUnsafeBytes { raw -> Bool in
+            for _ in 0..<header.recordCount {
+                guard at + Format.recordLengthPrefixBytes <= raw.count else { return false }
+                let length = Int(raw.getLittleEndian(at: at, as: UInt32.self))
+                at += Format.recordLengthPrefixBytes
+                guard length <= raw.count - at else { return false }
+                starts.append(at)
+                at += length
+            }
+            return at == raw.count
+        }
+        guard ok else {
+            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                      reason: "record framing does not match the record count \(header.recordCount)")
+        }
+        self.header = header
+        self.section = section
+        self.starts = starts
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { starts.count }
+
+    public subscript(index: Int) -> Record {
+        let end = index + 1 < starts.count ? starts[index + 1] - Format.recordLengthPrefixBytes : section.count
+        return Record(offset: header.firstOffset + UInt64(index), bytes: section[starts[index]..<end])
+    }
+}

@@ -1,0 +1,37 @@
+/// The few file operations the log needs, behind a protocol so that tests can inject
+/// failures (a failed fsync, a full disk) the way hashicorp/raft-wal's VFS does.
+/// Every method throws `LogError.io` with the path and errno.
+public protocol StorageFile: AnyObject, Sendable {
+    var path: String { get }
+    /// Writes all of `bytes` at `position`, or throws.
+    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws
+    /// Reads up to `buffer.count` bytes at `position`; fewer only at the end of the file.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int
+    /// Makes written data durable (fdatasync; F_FULLFSYNC on Apple platforms).
+    func sync() throws
+    func truncate(to bytes: Int64) throws
+    /// Reserves space up to `bytes` so later writes neither grow the file nor hit ENOSPC.
+    func preallocate(to bytes: Int64) throws
+    func size() throws -> Int64
+}
+
+public protocol FileSystem: Sendable {
+    func openFile(_ path: String, create: Bool) throws -> any StorageFile
+    /// The names in a directory, unsorted.
+    func contentsOfDirectory(_ path: String) throws -> [String]
+    /// nil if nothing is there; true for a directory.
+    func isDirectory(_ path: String) -> Bool?
+    /// The size of a file, nil if it cannot be read.
+    func fileSize(_ path: String) -> Int64?
+    func createDirectory(_ path: String) throws
+    func removeFile(_ path: String) throws
+    func rename(_ source: String, to destination: String) throws
+    /// fsyncs a directory, making created, renamed and removed entries durable.
+    func syncDirectory(_ path: String) throws
+    /// Takes an exclusive, non-blocking lock on `path`; released by `unlock` or process exit.
+    func lockFile(_ path: String) throws -> any FileLock
+}
+
+public protocol FileLock: Sendable {
+    func unlock()
+}

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The real file system, through POSIX calls.
+public struct PosixFileSystem: FileSystem {
+    public init() {}
+
+    public func openFile(_ path: String, create: Bool) throws -> any StorageFile {
+        let flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0)
+        let fd = open(path, flags, 0o644)
+        guard fd >= 0 else { throw LogError.io(operation: "open", path: path, errno: errno) }
+        return PosixFile(fd: fd, path: path)
+    }
+
+    public func contentsOfDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw LogError.io(operation: "opendir", path: path, errno: errno)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func isDirectory(_ path: String) -> Bool? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int64(info.st_size)
+    }
+
+    public func createDirectory(_ path: String) throws {
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw LogError.io(operation: "mkdir", path: path, errno: errno)
+        }
+    }
+
+    public func removeFile(_ path: String) throws {
+        guard unlink(path) == 0 else { throw LogError.io(operation: "unlink", path: path, errno: errno) }
+    }
+
+    public func rename(_ source: String, to destination: String) throws {
+        guard systemRename(source, destination) == 0 else {
+            throw LogError.io(operation: "rename to \(destination)", path: source, errno: errno)
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw LogError.io(operation: "open directory", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw LogError.io(operation: "fsync directory", path: path, errno: errno) }
+    }
+
+    public func lockFile(_ path: String) throws -> any FileLock {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LogError.io(operation: "open lock file", path: path, errno: errno) }
+        // flock locks belong to the open file description: a second open of the same
+        // directory, in this process or another, is refused.
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            close(fd)
+            if code == EWOULDBLOCK { throw LogError.directoryLocked(path: path) }
+            throw LogError.io(operation: "flock", path: path, errno: code)
+        }
+        return PosixFileLock(fd: fd)
+    }
+}
+
+struct PosixFileLock: FileLock {
+    let fd: Int32
+    func unlock() { close(fd) }
+}
+
+/// One open file. `pread`/`pwrite` take explicit positions, so concurrent readers and the
+/// single writer never share a file offset.
+final class PosixFile: StorageFile {
+    let fd: Int32
+    let path: String
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LogError.io(operation: "write at byte \(position + Int64(done))", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(position) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LogError.io(operation: "read at byte \(position + Int64(done))", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    func sync() throws {
+        #if canImport(Darwin)
+        // fsync on Apple platforms does not flush the drive's cache.
+        let result = fcntl(fd, F_FULLFSYNC)
+        #else
+        let result = fdatasync(fd)
+        #endif
+        guard result == 0 else { throw LogError.io(operation: "fsync", path: path, errno: errno) }
+    }
+
+    func truncate(to bytes: Int64) throws {
+        guard ftruncate(fd, off_t(bytes)) == 0 else {
+            throw LogError.io(operation: "truncate to \(bytes) bytes", path: path, errno: errno)
+        }
+    }
+
+    func preallocate(to bytes: Int64) throws {
+        #if os(Linux)
+        // Mode 0 allocates blocks and extends the size; the new space reads as zeroes,
+        // which recovery treats as the clean end of the log (format.md §8).
+        // posix_fallocate returns the error rather than setting errno.
+        let code = posix_fallocate(fd, 0, off_t(bytes))
+        if code != 0 {
+            // Some file systems cannot: fall back to growing the file as it is written.
+            if code == EOPNOTSUPP || code == ENOSYS || code == EINVAL { return }
+            throw LogError.io(operation: "fallocate \(bytes) bytes", path: path, errno: code)
+        }
+        #endif
+    }
+
+    func size() throws -> Int64 {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw LogError.io(operation: "fstat", path: path, errno: errno) }
+        return Int64(info.st_size)
+    }
+}
+
+private func systemRename(_ source: String, _ destination: String) -> Int32 {
+    rename(source, destination)
+}

@@ -1,0 +1,166 @@
+/// Reads stored batches in offset order from some offset on, across segments, through a
+/// buffered scanner. The first batch returned is the one holding the starting offset.
+/// It stops (returns nil) at the log's current end; call `next()` again later for more.
+public struct BatchCursor {
+    let log: SegmentLog
+    /// The offset the next returned batch must hold.
+    public private(set) var nextOffset: UInt64
+    private var scanner: SegmentScanner?
+    private var segmentBase: UInt64 = 0
+    private var limit: Int64 = 0
+    private let bufferBytes: Int
+
+    init(log: SegmentLog, from offset: UInt64, bufferBytes: Int) {
+        self.log = log
+        self.nextOffset = offset
+        self.bufferBytes = bufferBytes
+    }
+
+    public mutating func next() throws -> StoredBatch? {
+        while true {
+            if scanner == nil {
+                guard let place = try log.locate(nextOffset) else { return nil }
+                if place.segment.baseOffset == segmentBase, place.limit == limit, place.start >= limit { return nil }
+                scanner = try SegmentScanner(file: place.segment.handle.file(), from: place.start, limit: place.limit,
+                                             bufferBytes: bufferBytes)
+                segmentBase = place.segment.baseOffset
+                limit = place.limit
+            }
+            switch try scanner!.next() {
+            case .batch(let batch, let position):
+                let header = batch.header
+                if header.nextOffset <= nextOffset { continue }
+                guard header.firstOffset <= nextOffset else {
+                    throw LogError.corruption(file: scanner!.file.path, position: position, offset: header.firstOffset,
+                                              reason: "offset gap: expected a batch holding \(nextOffset)")
+                }
+                nextOffset = header.nextOffset
+                return batch
+            case .end(let position):
+                // The end of what was visible when the scan started: look again.
+                let file = scanner!.file.path
+                scanner = nil
+                if position < limit {
+                    throw LogError.corruption(file: file, position: position, offset: nextOffset,
+                                              reason: "zeroes inside the log's valid range")
+                }
+                if let place = try log.locate(nextOffset), place.segment.baseOffset == segmentBase, place.limit == limit {
+                    return nil
+                }
+            case .invalid(let position, let reason):
+                throw LogError.corruption(file: scanner!.file.path, position: position, offset: nextOffset, reason: reason)
+            }
+        }
+    }
+}
+
+extension SegmentLog {
+    struct Place {
+        var segment: SegmentInfo
+        var start: Int64
+        var limit: Int64
+    }
+
+    /// Where a scan for `offset` starts and how far it may read; nil at or past the end.
+    /// Flushes the in-process buffer when the reader needs bytes still in it.
+    func locate(_ offset: UInt64) throws -> Place? {
+        let found: (SegmentInfo, Int, Int64)? = try state.withLock { state in
+            if offset >= state.nextOffset { return nil }
+            guard offset >= state.firstOffset else {
+                throw LogError.offsetOutOfRange(requested: offset, firstOffset: state.firstOffset, nextOffset: state.nextOffset)
+            }
+            if offset >= state.flushedNextOffset {
+                try checkWritable(state)
+                try flushPending(&state)
+            }
+            var low = 0
+            var high = state.segments.count - 1
+            while low < high {
+                let mid = (low + high + 1) / 2
+                if state.segments[mid].baseOffset <= offset { low = mid } else { high = mid - 1 }
+            }
+            let isActive = low == state.segments.count - 1
+            return (state.segments[low], low, isActive ? state.flushedPosition : state.segments[low].endPosition)
+        }
+        guard let (found0, slot, limit0) = found else { return nil }
+        var segment = found0
+        var limit = limit0
+        if segment.index == nil {
+            segment = try loadIndex(segment, slot: slot)
+        }
+        let start = segment.index?.floor(offset)?.position ?? Int64(Format.segmentHeaderBytes)
+        limit = max(limit, start)
+        return Place(segment: segment, start: start, limit: limit)
+    }
+
+    /// Loads a sealed segment's index file, or rebuilds it by scanning (and rewrites the file).
+    private func loadIndex(_ segment: SegmentInfo, slot: Int) throws -> SegmentInfo {
+        var segment = segment
+        let file: IndexFile
+        if let loaded = files.loadIndex(baseOffset: segment.baseOffset, segmentBytes: segment.endPosition),
+            loaded.nextOffset == segment.nextOffset {
+            file = loaded
+        } else {
+            file = try files.rebuildIndex(of: segment.handle, endPosition: segment.endPosition,
+                                          intervalBytes: options.indexIntervalBytes)
+            guard file.nextOffset == segment.nextOffset else {
+                throw LogError.corruption(file: segment.handle.path, position: segment.endPosition, offset: file.nextOffset,
+                                          reason: "segment ends at offset \(file.nextOffset), the next segment starts at \(segment.nextOffset)")
+            }
+            try? files.writeIndex(of: SegmentInfo(baseOffset: segment.baseOffset, handle: segment.handle,
+                                                  endPosition: segment.endPosition, nextOffset: segment.nextOffset,
+                                                  index: SparseIndex(entries: file.entries),
+                                                  newestTimestampMs: file.newestTimestampMs))
+        }
+        segment.index = SparseIndex(entries: file.entries)
+        segment.newestTimestampMs = file.newestTimestampMs
+        let loaded = segment
+        state.withLock { state in
+            if slot < state.segments.count, state.segments[slot].baseOffset == loaded.baseOffset,
+                state.segments[slot].index == nil {
+                state.segments[slot].index = loaded.index
+                state.segments[slot].newestTimestampMs = loaded.newestTimestampMs
+            }
+        }
+        return segment
+    }
+
+    // MARK: Public reads
+
+    /// A cursor over stored batches from the batch holding `offset` to the current end.
+    public func batches(from offset: UInt64, bufferBytes: Int = 1 << 20) -> BatchCursor {
+        BatchCursor(log: self, from: offset, bufferBytes: bufferBytes)
+    }
+
+    /// Stored batches from the one holding `offset`, up to about `maxBytes` (at least one).
+    public func read(from offset: UInt64, maxBytes: Int = 1 << 20) throws -> [StoredBatch] {
+        var cursor = batches(from: offset, bufferBytes: 64 << 10)
+        var result: [StoredBatch] = []
+        var bytes = 0
+        while bytes < maxBytes, let batch = try cursor.next() {
+            result.append(batch)
+            bytes += batch.bytes.count
+        }
+        return result
+    }
+
+    /// The records with offsets in `range` that the log holds, in order.
+    public func records(in range: Range<UInt64>) throws -> [RecordBatch.Record] {
+        var cursor = batches(from: range.lowerBound, bufferBytes: 64 << 10)
+        var result: [RecordBatch.Record] = []
+        while let batch = try cursor.next() {
+            for record in try batch.decode() where range.contains(record.offset) { result.append(record) }
+            if batch.header.nextOffset >= range.upperBound { break }
+        }
+        return result
+    }
+
+    /// The record at `offset`; throws `offsetOutOfRange` when the log does not hold it.
+    public func record(at offset: UInt64) throws -> [UInt8] {
+        guard let record = try records(in: offset..<(offset + 1)).first else {
+            let (first, next) = state.withLock { ($0.firstOffset, $0.nextOffset) }
+            throw LogError.offsetOutOfRange(requested: offset, firstOffset: first, nextOffset: next)
+        }
+        return Array(record.bytes)
+    }
+}

@@ -1,0 +1,53 @@
+/// The log's mutable state, guarded by the log's mutex. Invariants (checked by `check()`):
+/// segments are contiguous in offsets; durable ≤ flushed ≤ end, in offsets and positions
+/// of the active segment; the pending buffer holds exactly the bytes between flushed and end.
+struct LogState: Sendable {
+    var segments: [SegmentInfo]
+    /// Bytes appended with `Durability.none` not yet written to the kernel.
+    var pending: [UInt8] = []
+    var flushedPosition: Int64
+    var flushedNextOffset: UInt64
+    var durablePosition: Int64
+    var durableNextOffset: UInt64
+    var lastEpoch: UInt64
+    var syncInProgress = false
+    var syncWaiters: [SyncWaiter] = []
+    var tailWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    var nextTailWaiterID = 0
+    /// Set by a failed fsync: every later write is refused.
+    var failure: String?
+    var isClosed = false
+
+    init(segments: [SegmentInfo], lastEpoch: UInt64) {
+        precondition(!segments.isEmpty)
+        self.segments = segments
+        let active = segments[segments.count - 1]
+        flushedPosition = active.endPosition
+        flushedNextOffset = active.nextOffset
+        durablePosition = active.endPosition
+        durableNextOffset = active.nextOffset
+        self.lastEpoch = lastEpoch
+    }
+
+    var active: SegmentInfo {
+        get { segments[segments.count - 1] }
+        set { segments[segments.count - 1] = newValue }
+    }
+
+    var firstOffset: UInt64 { segments[0].baseOffset }
+    var nextOffset: UInt64 { active.nextOffset }
+
+    func check() {
+        let active = self.active
+        assert(durableNextOffset <= flushedNextOffset && flushedNextOffset <= active.nextOffset)
+        assert(durablePosition <= flushedPosition && flushedPosition <= active.endPosition)
+        assert(Int64(pending.count) == active.endPosition - flushedPosition)
+        for i in 1..<segments.count { assert(segments[i - 1].nextOffset == segments[i].baseOffset) }
+    }
+
+    /// Wakes every task waiting in a tail for new records (or for close).
+    mutating func takeTailWaiters() -> [CheckedContinuation<Void, Never>] {
+        defer { tailWaiters.removeAll(keepingCapacity: true) }
+        return Array(tailWaiters.values)
+    }
+}

@@ -1,0 +1,53 @@
+/// Stored batches from an offset on, waiting for new appends at the end: the stream a
+/// primary ships to its followers. Ends when the log closes or the task is cancelled.
+public struct LogTail: AsyncSequence, Sendable {
+    public typealias Element = StoredBatch
+    let log: SegmentLog
+    let startOffset: UInt64
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var cursor: BatchCursor
+
+        public mutating func next() async throws -> StoredBatch? {
+            while true {
+                if Task.isCancelled { return nil }
+                if let batch = try cursor.next() { return batch }
+                let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset)
+                if !open { return try cursor.next() }
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(cursor: log.batches(from: startOffset, bufferBytes: 256 << 10))
+    }
+}
+
+extension SegmentLog {
+    /// Batches from the one holding `offset`, then each new batch as it is appended.
+    public func tail(from offset: UInt64) -> LogTail {
+        LogTail(log: self, startOffset: offset)
+    }
+
+    /// Suspends until the log holds an offset at or past `offset`; false once it is closed.
+    func waitForAppend(beyond offset: UInt64) async -> Bool {
+        let id = state.withLock { state -> Int in
+            state.nextTailWaiterID += 1
+            return state.nextTailWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.isClosed || state.nextOffset > offset || Task.isCancelled { return true }
+                    state.tailWaiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+            return state.withLock { !$0.isClosed }
+        } onCancel: {
+            let waiter = state.withLock { $0.tailWaiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+    }
+}

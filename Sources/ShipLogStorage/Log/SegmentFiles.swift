@@ -1,0 +1,126 @@
+import Synchronization
+
+/// A segment's file, opened on first use so that a log of many segments holds few
+/// descriptors until it is read. Deleting the segment's file leaves an open handle valid
+/// for readers still holding it.
+final class SegmentFile: Sendable {
+    let path: String
+    let baseOffset: UInt64
+    private let fileSystem: any FileSystem
+    private let opened: Mutex<(any StorageFile)?>
+
+    init(path: String, baseOffset: UInt64, fileSystem: any FileSystem, file: (any StorageFile)? = nil) {
+        self.path = path
+        self.baseOffset = baseOffset
+        self.fileSystem = fileSystem
+        self.opened = Mutex(file)
+    }
+
+    func file() throws -> any StorageFile {
+        try opened.withLock { slot in
+            if let file = slot { return file }
+            let file = try fileSystem.openFile(path, create: false)
+            slot = file
+            return file
+        }
+    }
+}
+
+/// What the log knows of one segment. The last segment in a log is the active one.
+struct SegmentInfo: Sendable {
+    let baseOffset: UInt64
+    let handle: SegmentFile
+    /// Bytes of intact batches, header included: where the next batch goes.
+    var endPosition: Int64
+    /// One past the last offset the segment holds.
+    var nextOffset: UInt64
+    /// nil until loaded: sealed segments load theirs on first read.
+    var index: SparseIndex?
+    var newestTimestampMs: Int64?
+
+    var isEmpty: Bool { nextOffset == baseOffset }
+}
+
+/// Creating segments and reading and writing their index files.
+struct SegmentDirectory: Sendable {
+    let path: String
+    let fileSystem: any FileSystem
+
+    func segmentPath(_ baseOffset: UInt64) -> String { path + "/" + Format.segmentName(baseOffset: baseOffset) }
+    func indexPath(_ baseOffset: UInt64) -> String { path + "/" + Format.indexName(baseOffset: baseOffset) }
+
+    /// Creates an empty segment durably: header written and synced under a temporary
+    /// name, renamed into place, directory synced. A crash leaves either no segment or
+    /// a complete one, never a torn header.
+    func createSegment(baseOffset: UInt64, preallocateBytes: Int64?) throws -> SegmentInfo {
+        let finalPath = segmentPath(baseOffset)
+        let temporaryPath = finalPath + Format.temporarySuffix
+        let file = try fileSystem.openFile(temporaryPath, create: true)
+        try file.truncate(to: 0)
+        if let preallocateBytes { try file.preallocate(to: preallocateBytes) }
+        try SegmentHeader(baseOffset: baseOffset).encoded().withUnsafeBytes { try file.write($0, at: 0) }
+        try file.sync()
+        try fileSystem.rename(temporaryPath, to: finalPath)
+        try fileSystem.syncDirectory(path)
+        let handle = SegmentFile(path: finalPath, baseOffset: baseOffset, fileSystem: fileSystem, file: file)
+        return SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
+                           nextOffset: baseOffset, index: SparseIndex(), newestTimestampMs: nil)
+    }
+
+    /// Writes the index of a finished segment. Not synced: the index is a cache that is
+    /// checked against the segment on load and rebuilt when it does not match.
+    func writeIndex(of segment: SegmentInfo) throws {
+        let index = IndexFile(baseOffset: segment.baseOffset, segmentBytes: segment.endPosition,
+                              nextOffset: segment.nextOffset, newestTimestampMs: segment.newestTimestampMs ?? 0,
+                              entries: segment.index?.entries ?? [])
+        let finalPath = indexPath(segment.baseOffset)
+        let temporaryPath = finalPath + Format.temporarySuffix
+        let file = try fileSystem.openFile(temporaryPath, create: true)
+        try file.truncate(to: 0)
+        try index.encoded().withUnsafeBytes { try file.write($0, at: 0) }
+        try fileSystem.rename(temporaryPath, to: finalPath)
+    }
+
+    /// The index file of a segment if it is intact and describes exactly `segmentBytes`.
+    func loadIndex(baseOffset: UInt64, segmentBytes: Int64) -> IndexFile? {
+        guard let file = try? fileSystem.openFile(indexPath(baseOffset), create: false),
+            let size = try? file.size(), size <= Int64(Format.indexHeaderBytes) + (segmentBytes / 8 + 1) * Int64(Format.indexEntryBytes)
+        else { return nil }
+        let bytes = [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in
+            count = (try? file.read(into: UnsafeMutableRawBufferPointer(buffer), at: 0)) ?? 0
+        }
+        guard let index = bytes.withUnsafeBytes({ IndexFile.decode($0) }),
+            index.baseOffset == baseOffset, index.segmentBytes == segmentBytes
+        else { return nil }
+        return index
+    }
+
+    /// Scans a segment to rebuild what its index file would hold; throws on any invalid batch.
+    func rebuildIndex(of handle: SegmentFile, endPosition: Int64, intervalBytes: Int) throws -> IndexFile {
+        var scanner = try SegmentScanner(file: handle.file(), from: Int64(Format.segmentHeaderBytes), limit: endPosition)
+        var index = SparseIndex()
+        var expected = handle.baseOffset
+        var newest: Int64 = 0
+        while true {
+            switch try scanner.next() {
+            case .batch(let batch, let position):
+                guard batch.header.firstOffset == expected else {
+                    throw LogError.corruption(file: handle.path, position: position, offset: batch.header.firstOffset,
+                                              reason: "offset gap: expected \(expected)")
+                }
+                index.noteBatch(firstOffset: expected, position: position, intervalBytes: intervalBytes)
+                expected = batch.header.nextOffset
+                newest = batch.header.timestampMs
+            case .end(let position):
+                guard position == endPosition else {
+                    throw LogError.corruption(file: handle.path, position: position, offset: expected,
+                                              reason: "zeroes where batches should continue to byte \(endPosition)")
+                }
+                return IndexFile(baseOffset: handle.baseOffset, segmentBytes: endPosition, nextOffset: expected,
+                                 newestTimestampMs: newest, entries: index.entries)
+            case .invalid(let position, let reason):
+                throw LogError.corruption(file: handle.path, position: position, offset: expected, reason: reason)
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Logging
+import Synchronization
+
+/// An append-only log of records stored in segment files: checksummed, optionally
+/// LZ4-compressed batches with dense 64-bit offsets starting at 0.
+///
+/// One handle may be used from many threads and tasks at once. Appends are ordered by a
+/// single mutex; concurrent `fsync` appends share fdatasync calls (group commit).
+/// `append` blocks its thread until the requested durability is reached.
+public final class SegmentLog: Sendable {
+    public let directory: String
+    public let options: LogOptions
+    /// What `open` found and repaired.
+    public let recoveryReport: RecoveryReport
+
+    let files: SegmentDirectory
+    let state: Mutex<LogState>
+    private let lock: Mutex<(any FileLock)?>
+    static let logger = Logger(label: "shiplog.storage")
+
+    private init(directory: String, options: LogOptions, files: SegmentDirectory, state: LogState,
+                 lock: any FileLock, report: RecoveryReport) {
+        self.directory = directory
+        self.options = options
+        self.files = files
+        self.state = Mutex(state)
+        self.lock = Mutex(lock)
+        self.recoveryReport = report
+    }
+
+    /// Opens (or creates) the log in `directory`, recovering from an unclean shutdown as
+    /// `options.recovery` says. Another open handle on the same directory, in this process or
+    /// another, makes this throw `directoryLocked`.
+    public static func open(directory: String, options: LogOptions = LogOptions()) throws -> SegmentLog {
+        try options.validate()
+        let fs = options.fileSystem
+        switch fs.isDirectory(directory) {
+        case nil:
+            guard options.createIfMissing else {
+                throw LogError.notAShipLogDirectory(path: directory, reason: "it does not exist")
+            }
+            try fs.createDirectory(directory)
+        case false?:
+            throw LogError.notAShipLogDirectory(path: directory, reason: "it is a file, not a directory")
+        case true?:
+            break
+        }
+        let identityPath = directory + "/" + Format.directoryFileName
+        let names = try fs.contentsOfDirectory(directory)
+        let isInitialized = names.contains(Format.directoryFileName)
+        if !isInitialized {
+            let others = names.filter { $0 != Format.lockFileName }
+            guard others.isEmpty else {
+                throw LogError.notAShipLogDirectory(
+                    path: directory, reason: "no \(Format.directoryFileName) identity file among \(others.count) other files")
+            }
+            guard options.createIfMissing else {
+                throw LogError.notAShipLogDirectory(path: directory, reason: "it is empty and createIfMissing is off")
+            }
+        }
+        let lock = try fs.lockFile(directory + "/" + Format.lockFileName)
+        do {
+            let files = SegmentDirectory(path: directory, fileSystem: fs)
+            if isInitialized {
+                let identity = try readWholeFile(identityPath, fileSystem: fs)
+                try identity.withUnsafeBytes { try DirectoryIdentity.check($0, file: identityPath, directory: directory) }
+            } else {
+                try writeDurably(DirectoryIdentity.encoded(), to: identityPath, in: files)
+            }
+            let (state, report) = try recover(files: files, options: options)
+            let log = SegmentLog(directory: directory, options: options, files: files, state: state, lock: lock, report: report)
+            if report.truncatedFile != nil || !report.droppedSegments.isEmpty {
+                logger.warning("recovered \(directory): \(report.reason ?? "segments dropped"), \(report.droppedBytes) bytes dropped")
+            }
+            return log
+        } catch {
+            lock.unlock()
+            throw error
+        }
+    }
+
+    private static func recover(files: SegmentDirectory, options: LogOptions) throws -> (LogState, RecoveryReport) {
+        let fs = files.fileSystem
+        let markerPath = files.path + "/" + Format.cleanMarkerName
+        var marker: CleanShutdownMarker?
+        if fs.fileSize(markerPath) != nil {
+            marker = try readWholeFile(markerPath, fileSystem: fs).withUnsafeBytes { CleanShutdownMarker.decode($0) }
+            // Removed before anything else, so a crash during recovery counts as unclean.
+            try fs.removeFile(markerPath)
+            try fs.syncDirectory(files.path)
+        }
+        var bases: [UInt64] = []
+        for name in try fs.contentsOfDirectory(files.path) {
+            if name.hasSuffix(Format.temporarySuffix) {
+                try fs.removeFile(files.path + "/" + name)
+            } else if let base = Format.baseOffset(ofSegmentName: name) {
+                bases.append(base)
+            }
+        }
+        bases.sort()
+        var recovery = Recovery(directory: files, options: options)
+        var segments: [SegmentInfo]
+        var lastEpoch: UInt64 = 0
+        if bases.isEmpty {
+            segments = [try files.createSegment(baseOffset: 0, preallocateBytes: nil)]
+        } else {
+            (segments, lastEpoch) = try recovery.recover(bases: bases, marker: marker)
+        }
+        if options.preallocateSegments {
+            let active = segments[segments.count - 1]
+            try active.handle.file().preallocate(to: max(Int64(options.segmentBytes), active.endPosition))
+        }
+        return (LogState(segments: segments, lastEpoch: lastEpoch), recovery.report)
+    }
+
+    // MARK: Properties
+
+    /// The first offset the log holds (retention moves it forward).
+    public var firstOffset: UInt64 { state.withLock { $0.firstOffset } }
+    /// One past the last offset appended; the offset the next record gets.
+    public var nextOffset: UInt64 { state.withLock { $0.nextOffset } }
+    /// One past the last offset known to be on disk.
+    public var durableNextOffset: UInt64 { state.withLock { $0.durableNextOffset } }
+    public var lastEpoch: UInt64 { state.withLock { $0.lastEpoch } }
+    public var segmentCount: Int { state.withLock { $0.segments.count } }
+    /// Bytes of batches in all segments.
+    public var totalBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.endPosition } } }
+
+    // MARK: Close
+
+    /// Flushes, syncs and writes the clean-shutdown marker so the next open skips the scan.
+    /// Later calls on this handle throw `closed`. Idempotent.
+    public func close() throws {
+        let waiters: [CheckedContinuation<Void, Never>]
+        let result: Result<Void, any Error> = state.withLock { state in
+            guard !state.isClosed else { return .success(()) }
+            defer { state.isClosed = true }
+            guard state.failure == nil else { return .success(()) }
+            return Result {
+                try flushPending(&state)
+                let active = state.active
+                let file = try active.handle.file()
+                try file.truncate(to: active.endPosition)
+                try file.sync()
+                state.durableNextOffset = state.flushedNextOffset
+                state.durablePosition = state.flushedPosition
+                try files.writeIndex(of: active)
+                let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
+                                                 nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
+                try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)
+            }
+        }
+        waiters = state.withLock { $0.takeTailWaiters() }
+        for waiter in waiters { waiter.resume() }
+        lock.withLock { held in
+            held?.unlock()
+            held = nil
+        }
+        try result.get()
+    }
+
+    deinit {
+        lock.withLock { $0?.unlock() }
+    }
+
+    // MARK: Helpers shared by the extensions
+
+    /// Writes the in-process buffer to the kernel. Called with the mutex held.
+    func flushPending(_ state: inout LogState) throws {
+        guard !state.pending.isEmpty else { return }
+        let file = try state.active.handle.file()
+        let at = state.flushedPosition
+        try state.pending.withUnsafeBytes { try file.write($0, at: at) }
+        state.flushedPosition = state.active.endPosition
+        state.flushedNextOffset = state.active.nextOffset
+        state.pending.removeAll(keepingCapacity: true)
+    }
+
+    func checkWritable(_ state: LogState) throws {
+        if state.isClosed { throw LogError.closed }
+        if let failure = state.failure { throw LogError.failed(cause: failure) }
+    }
+
+    static func readWholeFile(_ path: String, fileSystem: any FileSystem) throws -> [UInt8] {
+        let file = try fileSystem.openFile(path, create: false)
+        let size = try file.size()
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        let got = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
+        return Array(bytes[0..<got])
+    }
+
+    /// Writes a small file atomically and durably: temporary file, sync, rename, directory sync.
+    static func writeDurably(_ bytes: [UInt8], to path: String, in files: SegmentDirectory) throws {
+        let temporary = path + Format.temporarySuffix
+        let file = try files.fileSystem.openFile(temporary, create: true)
+        try file.truncate(to: 0)
+        try bytes.withUnsafeBytes { try file.write($0, at: 0) }
+        try file.sync()
+        try files.fileSystem.rename(temporary, to: path)
+        try files.fileSystem.syncDirectory(files.path)
+    }
+}
