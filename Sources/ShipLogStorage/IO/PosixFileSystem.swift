@@ -42,9 +42,14 @@ public struct PosixFileSystem: FileSystem {
         return Int64(info.st_size)
     }
 
+    /// Creates the directory and any missing parents.
     public func createDirectory(_ path: String) throws {
-        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
-            throw LogError.io(operation: "mkdir", path: path, errno: errno)
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            guard mkdir(prefix, 0o755) == 0 || errno == EEXIST else {
+                throw LogError.io(operation: "mkdir", path: prefix, errno: errno)
+            }
         }
     }
 

@@ -112,7 +112,10 @@ struct Recovery {
                                             nextOffset: next, index: nil, newestTimestampMs: nil))
                 continue
             }
-            if isLast, let marker, marker.activeBaseOffset == handle.baseOffset {
+            // close() cuts the active segment to its exact length, so any other size means
+            // the files changed after the marker was written: scan instead of trusting it.
+            if isLast, let marker, marker.activeBaseOffset == handle.baseOffset,
+                directory.fileSystem.fileSize(handle.path) == marker.activeSegmentBytes {
                 let trusted = try trustMarker(marker, handle: handle)
                 segments.append(trusted)
                 lastEpoch = marker.lastEpoch
@@ -160,11 +163,6 @@ struct Recovery {
     }
 
     private func trustMarker(_ marker: CleanShutdownMarker, handle: SegmentFile) throws -> SegmentInfo {
-        let size = try handle.file().size()
-        guard size >= marker.activeSegmentBytes else {
-            throw LogError.corruption(file: handle.path, position: size, offset: marker.nextOffset,
-                                      reason: "segment is shorter than the \(marker.activeSegmentBytes) bytes recorded at clean shutdown")
-        }
         let index = try directory.loadIndex(baseOffset: handle.baseOffset, segmentBytes: marker.activeSegmentBytes)
             ?? directory.rebuildIndex(of: handle, endPosition: marker.activeSegmentBytes, intervalBytes: options.indexIntervalBytes)
         guard index.nextOffset == marker.nextOffset else {

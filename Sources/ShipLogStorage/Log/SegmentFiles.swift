@@ -62,7 +62,8 @@ struct SegmentDirectory: Sendable {
         try file.sync()
         try fileSystem.rename(temporaryPath, to: finalPath)
         try fileSystem.syncDirectory(path)
-        let handle = SegmentFile(path: finalPath, baseOffset: baseOffset, fileSystem: fileSystem, file: file)
+        // Opened again under its final name, so errors name the file an operator sees.
+        let handle = SegmentFile(path: finalPath, baseOffset: baseOffset, fileSystem: fileSystem)
         return SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
                            nextOffset: baseOffset, index: SparseIndex(), newestTimestampMs: nil)
     }
