@@ -1,0 +1,164 @@
+import CLZ4
+import CLevelDB
+import CSQLite
+import Foundation
+import Histogram
+import ShipLogStorage
+
+/// The baselines each figure is measured against, in the same run on the same machine.
+enum Baselines {
+    /// write(2) of the records' bytes, concatenated, in 1 MiB chunks. Returns seconds.
+    static func plainWrite(_ records: [[UInt8]], path: String) throws -> Double {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw BenchError.engine("open \(path): errno \(errno)") }
+        defer { close(fd); unlink(path) }
+        var chunk = [UInt8]()
+        chunk.reserveCapacity(1 << 20)
+        return try measure {
+            for record in records {
+                chunk.append(contentsOf: record)
+                if chunk.count >= 1 << 20 { try writeAll(fd, chunk); chunk.removeAll(keepingCapacity: true) }
+            }
+            try writeAll(fd, chunk)
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                guard n > 0 else { throw BenchError.engine("write: errno \(errno)") }
+                done += n
+            }
+        }
+    }
+
+    /// LZ4-compressing each batch's record section (length-prefixed, as the log frames it)
+    /// without writing it. Returns seconds.
+    static func lz4CompressOnly(_ batches: [[[UInt8]]]) -> Double {
+        let sections = batches.map(recordSection)
+        var output = [UInt8](repeating: 0, count: LZ4Block.compressBound(sections.map(\.count).max() ?? 0))
+        var total = 0
+        let seconds = measure {
+            for section in sections {
+                total &+= output.withUnsafeMutableBytes { out in section.withUnsafeBytes { LZ4Block.compress($0, into: out) ?? 0 } }
+            }
+        }
+        precondition(total > 0)
+        return seconds
+    }
+
+    /// Decompressing the same batches' LZ4 payloads without reading them from disk. Seconds.
+    static func lz4DecompressOnly(_ batches: [[[UInt8]]]) -> Double {
+        let sections = batches.map(recordSection)
+        let compressed: [[UInt8]] = sections.map { section in
+            var out = [UInt8](repeating: 0, count: LZ4Block.compressBound(section.count))
+            let n = out.withUnsafeMutableBytes { o in section.withUnsafeBytes { LZ4Block.compress($0, into: o)! } }
+            return Array(out[0..<n])
+        }
+        var output = [UInt8](repeating: 0, count: sections.map(\.count).max() ?? 0)
+        return measure {
+            for (i, block) in compressed.enumerated() {
+                let ok = output.withUnsafeMutableBytes { o in
+                    block.withUnsafeBytes { LZ4Block.decompress($0, into: UnsafeMutableRawBufferPointer(rebasing: o[0..<sections[i].count])) }
+                }
+                precondition(ok)
+            }
+        }
+    }
+
+    static func recordSection(_ records: [[UInt8]]) -> [UInt8] {
+        var section: [UInt8] = []
+        for record in records {
+            withUnsafeBytes(of: UInt32(record.count).littleEndian) { section.append(contentsOf: $0) }
+            section.append(contentsOf: record)
+        }
+        return section
+    }
+
+    /// pwrite of `recordBytes` at the end of a growing file, then fdatasync: latency histogram in µs.
+    static func rawFdatasync(recordBytes: Int, count: Int, path: String) throws -> Histogram<UInt64> {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw BenchError.engine("open \(path): errno \(errno)") }
+        defer { close(fd); unlink(path) }
+        let bytes = [UInt8](repeating: 0x61, count: recordBytes)
+        var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+        for i in 0..<count {
+            let seconds = measure {
+                _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, recordBytes, off_t(i * recordBytes)) }
+                _ = fdatasync(fd)
+            }
+            histogram.record(UInt64(seconds * 1e6))
+        }
+        return histogram
+    }
+
+    /// A loopback is not needed here; SQLite in WAL mode is the engine a Swift user would
+    /// pick instead. One transaction per batch. Returns seconds for all batches.
+    static func sqlite(_ batches: [[[UInt8]]], path: String, synchronous: String) throws -> Double {
+        var db: OpaquePointer?
+        guard sqlite3_open(path, &db) == SQLITE_OK else { throw BenchError.engine("sqlite3_open \(path)") }
+        defer {
+            sqlite3_close(db)
+            for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+        }
+        func exec(_ sql: String) throws {
+            guard sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK else {
+                throw BenchError.engine("sqlite: \(sql): \(String(cString: sqlite3_errmsg(db)))")
+            }
+        }
+        try exec("PRAGMA journal_mode=WAL")
+        try exec("PRAGMA synchronous=\(synchronous)")
+        try exec("CREATE TABLE log(id INTEGER PRIMARY KEY, record BLOB NOT NULL)")
+        var insert: OpaquePointer?
+        guard sqlite3_prepare_v2(db, "INSERT INTO log(record) VALUES (?)", -1, &insert, nil) == SQLITE_OK else {
+            throw BenchError.engine("sqlite prepare")
+        }
+        defer { sqlite3_finalize(insert) }
+        return try measure {
+            for batch in batches {
+                try exec("BEGIN")
+                for record in batch {
+                    _ = record.withUnsafeBytes { sqlite3_bind_blob(insert, 1, $0.baseAddress, Int32($0.count), nil) }
+                    guard sqlite3_step(insert) == SQLITE_DONE else { throw BenchError.engine("sqlite insert") }
+                    sqlite3_reset(insert)
+                }
+                try exec("COMMIT")
+            }
+        }
+    }
+
+    /// LevelDB (Debian's libleveldb) with `threads` writers doing synced puts. Returns puts/s.
+    static func levelDBSyncedPuts(threads: Int, putsPerThread: Int, valueBytes: Int, path: String) throws -> Double {
+        let options = leveldb_options_create()
+        leveldb_options_set_create_if_missing(options, 1)
+        var error: UnsafeMutablePointer<CChar>?
+        guard let db = leveldb_open(options, path, &error) else {
+            throw BenchError.engine("leveldb_open: \(error.map { String(cString: $0) } ?? "?")")
+        }
+        let writeOptions = leveldb_writeoptions_create()
+        leveldb_writeoptions_set_sync(writeOptions, 1)
+        let value = [UInt8](repeating: 0x61, count: valueBytes)
+        nonisolated(unsafe) let shared = (db, writeOptions)
+        let seconds = measure {
+            onThreads(threads) { thread in
+                for i in 0..<putsPerThread {
+                    let key = Array("key-\(thread)-\(i)".utf8)
+                    var err: UnsafeMutablePointer<CChar>?
+                    key.withUnsafeBytes { k in
+                        value.withUnsafeBytes { v in
+                            leveldb_put(shared.0, shared.1, k.baseAddress, k.count, v.baseAddress, v.count, &err)
+                        }
+                    }
+                    precondition(err == nil, "leveldb_put failed")
+                }
+            }
+        }
+        leveldb_close(db)
+        leveldb_writeoptions_destroy(writeOptions)
+        leveldb_options_destroy(options)
+        try? FileManager.default.removeItem(atPath: path)
+        return Double(threads * putsPerThread) / seconds
+    }
+}

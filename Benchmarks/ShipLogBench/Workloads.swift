@@ -1,0 +1,208 @@
+import Foundation
+import Histogram
+import ShipLogStorage
+
+/// The named workloads. Each reports its figures beside baselines measured in the same run.
+final class Workloads {
+    let directory: String
+    let reporter: Reporter
+    let recordCount: Int
+    let payloadFile: String?
+    let payloadRecordBytes: Int?
+    let batchRecords = 64
+    private var appendFsyncRate: Double?
+    private var appendedLogs: [String: [[[UInt8]]]] = [:]
+
+    init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?) {
+        self.directory = directory
+        self.reporter = reporter
+        self.recordCount = recordCount
+        self.payloadFile = payloadFile
+        self.payloadRecordBytes = payloadRecordBytes
+    }
+
+    static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "replay", "open"]
+    static let all = quick + ["big"]
+
+    func run(_ name: String) throws {
+        switch name {
+        case "append-128": try append(name: name, recordBytes: payloadRecordBytes ?? 128)
+        case "append-1k": try append(name: name, recordBytes: payloadRecordBytes ?? 1024)
+        case "append-fsync": try appendFsync()
+        case "append-fsync-8": try appendFsync8()
+        case "replay": try replay()
+        case "open": try openTimes(name: "open", logBytes: 1 << 30)
+        case "big": try big()
+        default: throw BenchError.usage("unknown workload \(name); known: \(Self.all.joined(separator: ","))")
+        }
+    }
+
+    private func records(bytes: Int, count: Int) throws -> [[UInt8]] {
+        if let payloadFile { return try Payload.load(file: payloadFile, recordBytes: bytes, count: count) }
+        return Payload.generate(count: count, recordBytes: bytes)
+    }
+
+    private func batches(_ records: [[UInt8]]) -> [[[UInt8]]] {
+        stride(from: 0, to: records.count, by: batchRecords).map { Array(records[$0..<min($0 + batchRecords, records.count)]) }
+    }
+
+    private func options(_ compression: CompressionCodec, _ durability: Durability) -> LogOptions {
+        var options = LogOptions()
+        options.compression = compression
+        options.durability = durability
+        return options
+    }
+
+    private func logPath(_ name: String) -> String { directory + "/" + name }
+
+    private func report(_ workload: String, _ figure: String, _ value: Double, _ unit: String,
+                        _ baseline: String? = nil, _ baselineValue: Double? = nil) {
+        reporter.report(Figure(workload: workload, figure: figure, value: value, unit: unit,
+                               baseline: baseline, baselineValue: baselineValue))
+    }
+
+    // MARK: append-128, append-1k
+
+    func append(name: String, recordBytes: Int) throws {
+        let records = try records(bytes: recordBytes, count: recordCount)
+        let batches = batches(records)
+        let n = Double(records.count)
+        let inputBytes = Double(records.reduce(0) { $0 + $1.count })
+
+        let lz4Log = try SegmentLog.open(directory: logPath(name + "-lz4"), options: options(.lz4, .os))
+        let lz4Seconds = try measure { for batch in batches { try lz4Log.append(batch) } }
+        let storedBytes = Double(lz4Log.totalBytes)
+        try lz4Log.close()
+        let lz4OnlySeconds = Baselines.lz4CompressOnly(batches)
+        report(name, "records_per_s_lz4", n / lz4Seconds, "records/s", "lz4-compress-only", n / lz4OnlySeconds)
+        report(name, "compression_ratio", inputBytes / storedBytes, "x")
+
+        let rawLog = try SegmentLog.open(directory: logPath(name + "-raw"), options: options(.none, .os))
+        let rawSeconds = try measure { for batch in batches { try rawLog.append(batch) } }
+        try rawLog.close()
+        let writeSeconds = try Baselines.plainWrite(records, path: logPath(name + "-plain.dat"))
+        report(name, "records_per_s_raw", n / rawSeconds, "records/s", "plain-write-1MiB", n / writeSeconds)
+        report(name, "MB_per_s_raw", inputBytes / rawSeconds / 1e6, "MB/s", "plain-write-1MiB", inputBytes / writeSeconds / 1e6)
+
+        let sqliteSeconds = try Baselines.sqlite(batches, path: logPath(name + "-sqlite.db"), synchronous: "NORMAL")
+        report(name, "records_per_s_lz4", n / lz4Seconds, "records/s", "sqlite-wal-normal", n / sqliteSeconds)
+        appendedLogs[name] = batches
+        try? FileManager.default.removeItem(atPath: logPath(name + "-raw"))
+    }
+
+    // MARK: append-fsync, append-fsync-8
+
+    func appendFsync() throws {
+        let appends = 2000
+        let record = try records(bytes: 1024, count: 1)[0]
+        let log = try SegmentLog.open(directory: logPath("append-fsync"), options: options(.lz4, .fsync))
+        var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000, numberOfSignificantValueDigits: .three)
+        let total = try measure {
+            for _ in 0..<appends {
+                let seconds = try measure { try log.append(record) }
+                histogram.record(UInt64(seconds * 1e6))
+            }
+        }
+        try log.close()
+        try? FileManager.default.removeItem(atPath: logPath("append-fsync"))
+        let raw = try Baselines.rawFdatasync(recordBytes: 1024, count: appends, path: logPath("fdatasync.dat"))
+        report("append-fsync", "p50_latency", Double(histogram.valueAtPercentile(50)), "us", "raw-fdatasync-1KiB-p50", Double(raw.valueAtPercentile(50)))
+        report("append-fsync", "p99_latency", Double(histogram.valueAtPercentile(99)), "us", "raw-fdatasync-1KiB-p99", Double(raw.valueAtPercentile(99)))
+        appendFsyncRate = Double(appends) / total
+        let sqliteSeconds = try Baselines.sqlite((0..<appends).map { _ in [record] }, path: logPath("fsync-sqlite.db"), synchronous: "FULL")
+        report("append-fsync", "appends_per_s", appendFsyncRate!, "appends/s", "sqlite-wal-full-commits", Double(appends) / sqliteSeconds)
+    }
+
+    func appendFsync8() throws {
+        if appendFsyncRate == nil { try appendFsync() }
+        let threads = 8
+        let perThread = 1000
+        let record = try records(bytes: 1024, count: 1)[0]
+        let log = try SegmentLog.open(directory: logPath("append-fsync-8"), options: options(.lz4, .fsync))
+        let seconds = measure {
+            onThreads(threads) { _ in
+                for _ in 0..<perThread { try! log.append(record) }
+            }
+        }
+        precondition(log.durableNextOffset == UInt64(threads * perThread))
+        try log.close()
+        try? FileManager.default.removeItem(atPath: logPath("append-fsync-8"))
+        let rate = Double(threads * perThread) / seconds
+        report("append-fsync-8", "appends_per_s", rate, "appends/s", "append-fsync-1-writer", appendFsyncRate)
+        let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
+        report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
+    }
+
+    // MARK: replay
+
+    func replay() throws {
+        for name in ["append-128", "append-1k"] {
+            if appendedLogs[name] == nil { try run(name) }
+            let batches = appendedLogs[name]!
+            let log = try SegmentLog.open(directory: logPath(name + "-lz4"), options: options(.lz4, .os))
+            var records = 0
+            var payloadBytes = 0
+            let seconds = try measure {
+                var cursor = log.batches(from: 0)
+                while let batch = try cursor.next() {
+                    for record in try batch.decode() {
+                        records += 1
+                        payloadBytes += record.bytes.count
+                    }
+                }
+            }
+            try log.close()
+            let expected = batches.reduce(0) { $0 + $1.count }
+            guard records == expected else { throw BenchError.engine("replay read \(records) records, expected \(expected)") }
+            let decompressSeconds = Baselines.lz4DecompressOnly(batches)
+            let workload = "replay-" + name.dropFirst("append-".count)
+            report(workload, "records_per_s", Double(records) / seconds, "records/s", "lz4-decompress-only", Double(records) / decompressSeconds)
+            report(workload, "GB_per_s", Double(payloadBytes) / seconds / 1e9, "GB/s", "lz4-decompress-only", Double(payloadBytes) / decompressSeconds / 1e9)
+        }
+    }
+
+    // MARK: open, big
+
+    /// Appends `logBytes` of 1 KiB records (stored raw, so the log is that size on disk).
+    private func fill(_ path: String, logBytes: Int) throws -> Double {
+        let pool = try records(bytes: 1024, count: 4096)
+        let poolBatches = batches(pool)
+        let log = try SegmentLog.open(directory: path, options: options(.none, .os))
+        let appendsNeeded = logBytes / (batchRecords * (1024 + 4) + 48)
+        let seconds = try measure {
+            for i in 0..<appendsNeeded { try log.append(poolBatches[i % poolBatches.count]) }
+        }
+        try log.close()
+        return Double(appendsNeeded * batchRecords * 1024) / seconds
+    }
+
+    private func openSeconds(_ path: String, clean: Bool) throws -> Double {
+        var samples: [Double] = []
+        for _ in 0..<5 {
+            var log: SegmentLog?
+            samples.append(try measure { log = try SegmentLog.open(directory: path, options: options(.none, .os)) })
+            if clean { try log!.close() }
+            log = nil  // without close: no clean-shutdown marker, as after SIGKILL
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+
+    func openTimes(name: String, logBytes: Int) throws {
+        let path = logPath(name + "-log")
+        _ = try fill(path, logBytes: logBytes)
+        let label = "\(logBytes >> 30)GiB"
+        report(name, "open_ms_clean_" + label, try openSeconds(path, clean: true) * 1000, "ms")
+        report(name, "open_ms_unclean_" + label, try openSeconds(path, clean: false) * 1000, "ms")
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func big() throws {
+        let path = logPath("big-log")
+        let bytesPerSecond = try fill(path, logBytes: 10 << 30)
+        report("big", "append_MB_per_s", bytesPerSecond / 1e6, "MB/s")
+        report("big", "peak_resident_MB", Double(peakResidentBytes()) / 1e6, "MB")
+        report("big", "open_ms_clean_10GiB", try openSeconds(path, clean: true) * 1000, "ms")
+        report("big", "open_ms_unclean_10GiB", try openSeconds(path, clean: false) * 1000, "ms")
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
