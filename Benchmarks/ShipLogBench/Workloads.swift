@@ -50,6 +50,7 @@ final class Workloads {
         var options = LogOptions()
         options.compression = compression
         options.durability = durability
+        if ProcessInfo.processInfo.environment["NOPRE"] != nil { options.preallocateSegments = false }
         return options
     }
 

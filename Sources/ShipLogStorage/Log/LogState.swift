@@ -29,9 +29,11 @@ struct LogState: Sendable {
         self.lastEpoch = lastEpoch
     }
 
+    /// The active segment, modified in place: a get/set pair would copy its index array
+    /// on every append.
     var active: SegmentInfo {
         get { segments[segments.count - 1] }
-        set { segments[segments.count - 1] = newValue }
+        _modify { yield &segments[segments.count - 1] }
     }
 
     var firstOffset: UInt64 { segments[0].baseOffset }

@@ -21,8 +21,7 @@ extension SegmentLog {
             throw LogError.batchTooLarge(bytes: Format.batchHeaderBytes + sectionBytes, limit: options.maxBatchBytes)
         }
         // Compression happens before taking the mutex, so appenders compress in parallel.
-        let batch = StoredBatch(encoding: records, codec: options.compression)
-        return try write(batch, epoch: epoch, timestampMs: options.clock(), keepHeader: false,
+        return try write(StoredBatch(encoding: records, codec: options.compression), epoch: epoch, timestampMs: options.clock(), keepHeader: false,
                          durability: durability ?? options.durability)
     }
 
@@ -41,7 +40,7 @@ extension SegmentLog {
                          keepHeader: true, durability: durability ?? options.durability)
     }
 
-    private func write(_ batch: StoredBatch, epoch: UInt64, timestampMs: Int64, keepHeader: Bool,
+    private func write(_ batch: consuming StoredBatch, epoch: UInt64, timestampMs: Int64, keepHeader: Bool,
                        durability: Durability) throws -> Range<UInt64> {
         var batch = batch
         let (range, waiters) = try state.withLock { state -> (Range<UInt64>, [CheckedContinuation<Void, Never>]) in
