@@ -23,6 +23,16 @@ enum Baselines {
         }
     }
 
+    /// One write(2) per batch of the records' bytes: the system-call pattern `Durability.os`
+    /// imposes (each append must be in the kernel when it returns). Returns seconds.
+    static func writePerBatch(_ batches: [[[UInt8]]], path: String) throws -> Double {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw BenchError.engine("open \(path): errno \(errno)") }
+        defer { close(fd); unlink(path) }
+        let joined = batches.map { $0.reduce(into: [UInt8]()) { $0 += $1 } }
+        return try measure { for bytes in joined { try writeAll(fd, bytes) } }
+    }
+
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { raw in
             var done = 0
@@ -94,8 +104,8 @@ enum Baselines {
         return histogram
     }
 
-    /// A loopback is not needed here; SQLite in WAL mode is the engine a Swift user would
-    /// pick instead. One transaction per batch. Returns seconds for all batches.
+    /// SQLite in WAL mode, the engine a Swift user would pick instead: one transaction per
+    /// batch, one row per record. Returns seconds for all batches.
     static func sqlite(_ batches: [[[UInt8]]], path: String, synchronous: String) throws -> Double {
         var db: OpaquePointer?
         guard sqlite3_open(path, &db) == SQLITE_OK else { throw BenchError.engine("sqlite3_open \(path)") }

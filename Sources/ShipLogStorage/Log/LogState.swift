@@ -49,6 +49,7 @@ struct LogState: Sendable {
 
     /// Wakes every task waiting in a tail for new records (or for close).
     mutating func takeTailWaiters() -> [CheckedContinuation<Void, Never>] {
+        if tailWaiters.isEmpty { return [] }
         defer { tailWaiters.removeAll(keepingCapacity: true) }
         return Array(tailWaiters.values)
     }

@@ -10,10 +10,11 @@ extension SegmentLog {
     @discardableResult
     public func append(_ records: [[UInt8]], epoch: UInt64 = 0, durability: Durability? = nil) throws -> Range<UInt64> {
         guard !records.isEmpty else { throw LogError.emptyBatch }
+        let maxRecordBytes = options.maxRecordBytes
         var sectionBytes = 0
         for record in records {
-            guard record.count <= options.maxRecordBytes else {
-                throw LogError.recordTooLarge(bytes: record.count, limit: options.maxRecordBytes)
+            guard record.count <= maxRecordBytes else {
+                throw LogError.recordTooLarge(bytes: record.count, limit: maxRecordBytes)
             }
             sectionBytes += Format.recordLengthPrefixBytes + record.count
         }
