@@ -134,10 +134,12 @@ final class Workloads {
             }
         }
         precondition(log.durableNextOffset == UInt64(threads * perThread))
+        let syncs = log.groupCommitSyncs
         try log.close()
         try? FileManager.default.removeItem(atPath: logPath("append-fsync-8"))
         let rate = Double(threads * perThread) / seconds
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "append-fsync-1-writer", appendFsyncRate)
+        report("append-fsync-8", "appends_per_fdatasync", Double(threads * perThread) / Double(syncs), "appends")
         let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
     }
@@ -153,10 +155,11 @@ final class Workloads {
             var payloadBytes = 0
             let seconds = try measure {
                 var cursor = log.batches(from: 0)
+                var scratch: [UInt8] = []
                 while let batch = try cursor.next() {
-                    for record in try batch.decode() {
+                    try batch.forEachRecord(scratch: &scratch) { _, bytes in
                         records += 1
-                        payloadBytes += record.bytes.count
+                        payloadBytes += bytes.count
                     }
                 }
             }

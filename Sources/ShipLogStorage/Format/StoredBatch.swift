@@ -107,6 +107,39 @@ public struct StoredBatch: Sendable, Equatable {
         }
     }
 
+    /// Calls `body` with each record's offset and bytes, decompressing into `scratch` (reused
+    /// across calls) and allocating nothing per record: the path for replaying a whole log.
+    /// The bytes are valid only during the call. Throws on damaged framing.
+    public func forEachRecord(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
+                              _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+        let header = self.header
+        let sectionBytes = Int(header.uncompressedBytes)
+        func visit(_ section: UnsafeRawBufferPointer) throws {
+            var offset = header.firstOffset
+            try RecordBatch.walk(section, header: header, file: file, position: position) { start, length in
+                try body(offset, UnsafeRawBufferPointer(rebasing: section[start..<(start + length)]))
+                offset += 1
+            }
+        }
+        switch header.codec {
+        case .none:
+            try bytes.withUnsafeBytes { try visit(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...])) }
+        case .lz4:
+            if scratch.count < sectionBytes { scratch = [UInt8](repeating: 0, count: sectionBytes) }
+            try scratch.withUnsafeMutableBytes { out in
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<sectionBytes])
+                let ok = bytes.withUnsafeBytes {
+                    LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...]), into: target)
+                }
+                guard ok else {
+                    throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                              reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
+                }
+                try visit(UnsafeRawBufferPointer(target))
+            }
+        }
+    }
+
     /// Decompresses the payload and splits it into records, checking the framing.
     public func decode(file: String = "<memory>", position: Int64 = 0) throws -> RecordBatch {
         let sectionBytes = Int(header.uncompressedBytes)
@@ -147,25 +180,31 @@ public struct RecordBatch: Sendable, RandomAccessCollection {
     init(header: BatchHeader, section: [UInt8], file: String, position: Int64) throws {
         var starts: [Int] = []
         starts.reserveCapacity(Int(header.recordCount))
-        var at = 0
-        let ok = section.withUnsafeBytes { raw -> Bool in
-            for _ in 0..<header.recordCount {
-                guard at + Format.recordLengthPrefixBytes <= raw.count else { return false }
-                let length = Int(raw.getLittleEndian(at: at, as: UInt32.self))
-                at += Format.recordLengthPrefixBytes
-                guard length <= raw.count - at else { return false }
-                starts.append(at)
-                at += length
-            }
-            return at == raw.count
-        }
-        guard ok else {
-            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
-                                      reason: "record framing does not match the record count \(header.recordCount)")
+        try section.withUnsafeBytes { raw in
+            try Self.walk(raw, header: header, file: file, position: position) { start, _ in starts.append(start) }
         }
         self.header = header
         self.section = section
         self.starts = starts
+    }
+
+    /// Walks the record section (format.md §4), calling `body` with each record's start and
+    /// length; throws unless the lengths account for exactly `recordCount` records and every byte.
+    static func walk(_ raw: UnsafeRawBufferPointer, header: BatchHeader, file: String, position: Int64,
+                     _ body: (Int, Int) throws -> Void) throws {
+        var at = 0
+        for _ in 0..<header.recordCount {
+            guard at + Format.recordLengthPrefixBytes <= raw.count else { break }
+            let length = Int(raw.getLittleEndian(at: at, as: UInt32.self))
+            at += Format.recordLengthPrefixBytes
+            guard length <= raw.count - at else { at = -1; break }
+            try body(at, length)
+            at += length
+        }
+        guard at == raw.count else {
+            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                      reason: "record framing does not match the record count \(header.recordCount)")
+        }
     }
 
     public var startIndex: Int { 0 }

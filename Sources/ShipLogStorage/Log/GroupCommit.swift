@@ -47,6 +47,7 @@ extension SegmentLog {
                 }
                 try flushPending(&state)
                 state.syncInProgress = true
+                state.groupCommitSyncs += 1
                 return .lead(try state.active.handle.file(), state.flushedNextOffset, state.flushedPosition)
             }
             switch step {

@@ -11,6 +11,8 @@ struct LogState: Sendable {
     var durableNextOffset: UInt64
     var lastEpoch: UInt64
     var syncInProgress = false
+    /// fdatasync calls made by group commit, for observing how well appends share them.
+    var groupCommitSyncs: UInt64 = 0
     var syncWaiters: [SyncWaiter] = []
     var tailWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     var nextTailWaiterID = 0

@@ -122,6 +122,8 @@ public final class SegmentLog: Sendable {
     /// One past the last offset known to be on disk.
     public var durableNextOffset: UInt64 { state.withLock { $0.durableNextOffset } }
     public var lastEpoch: UInt64 { state.withLock { $0.lastEpoch } }
+    /// How many fdatasync calls group commit has made: appends per sync shows the sharing.
+    public var groupCommitSyncs: UInt64 { state.withLock { $0.groupCommitSyncs } }
     public var segmentCount: Int { state.withLock { $0.segments.count } }
     /// Bytes of batches in all segments.
     public var totalBytes: Int64 { state.withLock { $0.segments.reduce(0) { $0 + $1.endPosition } } }
