@@ -52,6 +52,11 @@ import Testing
             let reread = try StoredBatch(bytes: batch.bytes)
             #expect(try reread.decode().map { Array($0.bytes) } == records)
             #expect(try reread.decode().first?.offset == 10)
+            var visited: [(UInt64, [UInt8])] = []
+            var scratch: [UInt8] = []
+            try reread.forEachRecord(scratch: &scratch) { offset, bytes in visited.append((offset, Array(bytes))) }
+            #expect(visited.map(\.1) == records)
+            #expect(visited.map(\.0) == (0..<records.count).map { 10 + UInt64($0) })
         }
         var compressed = StoredBatch(encoding: compressible, codec: codec)
         compressed.seal(firstOffset: 0, leaderEpoch: 0, timestampMs: 0)

@@ -154,6 +154,7 @@ import Testing
         #expect(!removed.isEmpty)
         #expect(log.segmentCount == before - removed.count)
         #expect(log.firstOffset > 0)
+        #expect(log.lastOffset == 199)
         #expect(try log.record(at: log.firstOffset) == makeRecord(Int(log.firstOffset)))
         let firstBeforeAge = log.firstOffset
         let aged = try log.enforceRetention(RetentionPolicy(maxAge: .seconds(30)))

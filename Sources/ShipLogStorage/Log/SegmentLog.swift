@@ -119,6 +119,10 @@ public final class SegmentLog: Sendable {
     public var firstOffset: UInt64 { state.withLock { $0.firstOffset } }
     /// One past the last offset appended; the offset the next record gets.
     public var nextOffset: UInt64 { state.withLock { $0.nextOffset } }
+    /// The last offset the log holds; nil when it holds none.
+    public var lastOffset: UInt64? {
+        state.withLock { $0.nextOffset > $0.firstOffset ? $0.nextOffset - 1 : nil }
+    }
     /// One past the last offset known to be on disk.
     public var durableNextOffset: UInt64 { state.withLock { $0.durableNextOffset } }
     public var lastEpoch: UInt64 { state.withLock { $0.lastEpoch } }
