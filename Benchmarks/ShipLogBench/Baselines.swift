@@ -172,3 +172,62 @@ enum Baselines {
         return Double(threads * putsPerThread) / seconds
     }
 }
+
+/// The least a group commit can do, as a baseline for `append-fsync-8`: `threads` writers
+/// each pwrite 1 KiB at the end of a preallocated file under one mutex, then wait until an
+/// fdatasync issued by whichever of them finds none running has covered their bytes.
+/// Returns (appends per second, appends per fdatasync).
+final class RawGroupCommit: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var endPosition: Int64 = 0
+    private var written: Int64 = 0
+    private var durable: Int64 = 0
+    private var syncing = false
+    private var syncs = 0
+    private let fd: Int32
+
+    init(path: String) throws {
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw BenchError.engine("open \(path): errno \(errno)") }
+        _ = posix_fallocate(fd, 0, 64 << 20)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit { close(fd) }
+
+    func run(threads: Int, appendsPerThread: Int) -> (appendsPerSecond: Double, appendsPerSync: Double) {
+        let record = [UInt8](repeating: 0x61, count: 1024)
+        let seconds = measure {
+            onThreads(threads) { _ in
+                for _ in 0..<appendsPerThread { self.append(record) }
+            }
+        }
+        return (Double(threads * appendsPerThread) / seconds, Double(threads * appendsPerThread) / Double(syncs))
+    }
+
+    private func append(_ record: [UInt8]) {
+        pthread_mutex_lock(&mutex)
+        _ = record.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(endPosition)) }
+        endPosition += Int64(record.count)
+        written += 1
+        let mine = written
+        while durable < mine {
+            if !syncing {
+                syncing = true
+                let target = written
+                pthread_mutex_unlock(&mutex)
+                _ = fdatasync(fd)
+                pthread_mutex_lock(&mutex)
+                syncs += 1
+                durable = target
+                syncing = false
+                pthread_cond_broadcast(&condition)
+            } else {
+                pthread_cond_wait(&condition, &mutex)
+            }
+        }
+        pthread_mutex_unlock(&mutex)
+    }
+}

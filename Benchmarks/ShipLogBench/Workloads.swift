@@ -139,7 +139,11 @@ final class Workloads {
         try? FileManager.default.removeItem(atPath: logPath("append-fsync-8"))
         let rate = Double(threads * perThread) / seconds
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "append-fsync-1-writer", appendFsyncRate)
-        report("append-fsync-8", "appends_per_fdatasync", Double(threads * perThread) / Double(syncs), "appends")
+        let raw = try RawGroupCommit(path: logPath("raw-group-commit.dat")).run(threads: threads, appendsPerThread: perThread)
+        unlink(logPath("raw-group-commit.dat"))
+        report("append-fsync-8", "appends_per_s", rate, "appends/s", "raw-group-commit-8-thread", raw.appendsPerSecond)
+        report("append-fsync-8", "appends_per_fdatasync", Double(threads * perThread) / Double(syncs), "appends",
+               "raw-group-commit-8-thread", raw.appendsPerSync)
         let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
     }
