@@ -101,7 +101,13 @@ final class Workloads {
 
     // MARK: append-fsync, append-fsync-8
 
+    /// Writes back every dirty page on the machine, so that an fsync workload does not pay
+    /// for the gigabytes an earlier workload left in the page cache (and its baseline,
+    /// measured after it, does not get a quieter disk).
+    private func settle() { Glibc.sync() }
+
     func appendFsync() throws {
+        settle()
         let appends = 2000
         let record = try records(bytes: 1024, count: 1)[0]
         let log = try SegmentLog.open(directory: logPath("append-fsync"), options: options(.lz4, .fsync))
@@ -114,10 +120,12 @@ final class Workloads {
         }
         try log.close()
         try? FileManager.default.removeItem(atPath: logPath("append-fsync"))
+        settle()
         let raw = try Baselines.rawFdatasync(recordBytes: 1024, count: appends, path: logPath("fdatasync.dat"))
         report("append-fsync", "p50_latency", Double(histogram.valueAtPercentile(50)), "us", "raw-fdatasync-1KiB-p50", Double(raw.valueAtPercentile(50)))
         report("append-fsync", "p99_latency", Double(histogram.valueAtPercentile(99)), "us", "raw-fdatasync-1KiB-p99", Double(raw.valueAtPercentile(99)))
         appendFsyncRate = Double(appends) / total
+        settle()
         let sqliteSeconds = try Baselines.sqlite((0..<appends).map { _ in [record] }, path: logPath("fsync-sqlite.db"), synchronous: "FULL")
         report("append-fsync", "appends_per_s", appendFsyncRate!, "appends/s", "sqlite-wal-full-commits", Double(appends) / sqliteSeconds)
     }
@@ -127,6 +135,7 @@ final class Workloads {
         let threads = 8
         let perThread = 1000
         let record = try records(bytes: 1024, count: 1)[0]
+        settle()
         let log = try SegmentLog.open(directory: logPath("append-fsync-8"), options: options(.lz4, .fsync))
         let seconds = measure {
             onThreads(threads) { _ in
@@ -139,11 +148,13 @@ final class Workloads {
         try? FileManager.default.removeItem(atPath: logPath("append-fsync-8"))
         let rate = Double(threads * perThread) / seconds
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "append-fsync-1-writer", appendFsyncRate)
+        settle()
         let raw = try RawGroupCommit(path: logPath("raw-group-commit.dat")).run(threads: threads, appendsPerThread: perThread)
         unlink(logPath("raw-group-commit.dat"))
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "raw-group-commit-8-thread", raw.appendsPerSecond)
         report("append-fsync-8", "appends_per_fdatasync", Double(threads * perThread) / Double(syncs), "appends",
                "raw-group-commit-8-thread", raw.appendsPerSync)
+        settle()
         let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
     }
