@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ShipLog", targets: ["ShipLog"]),
         .executable(name: "shiplog-bench", targets: ["ShipLogBench"]),
+        .executable(name: "shiplog", targets: ["ShipLogTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,6 +45,14 @@ let package = Package(
             name: "ShipLogCrashWriter",
             dependencies: ["ShipLogStorage"]),
 
+        // The recovery tool: verify, dump, stats, repair, replay.
+        .executableTarget(
+            name: "ShipLogTool",
+            dependencies: [
+                "ShipLogStorage",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
         .executableTarget(
             name: "ShipLogBench",
             dependencies: [
@@ -56,7 +65,7 @@ let package = Package(
         .testTarget(
             name: "ShipLogStorageTests",
             dependencies: [
-                "ShipLogStorage", "ShipLogCrashWriter",
+                "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
     ]

@@ -41,6 +41,9 @@ public struct LogOptions: Sendable {
     /// Reserve each segment's full size when it is created, so fsync'd appends overwrite
     /// allocated blocks instead of growing the file (format.md §8 explains why zeroes are safe).
     public var preallocateSegments: Bool = true
+    /// The first offset of a newly created log (a point-in-time restore keeps the source's
+    /// offsets). Ignored when the log already has segments.
+    public var initialOffset: UInt64 = 0
     /// Create the directory and its identity file when missing or empty.
     public var createIfMissing: Bool = true
     public var fileSystem: any FileSystem = PosixFileSystem()

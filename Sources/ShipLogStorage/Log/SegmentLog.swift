@@ -102,7 +102,7 @@ public final class SegmentLog: Sendable {
         var segments: [SegmentInfo]
         var lastEpoch: UInt64 = 0
         if bases.isEmpty {
-            segments = [try files.createSegment(baseOffset: 0, preallocateBytes: nil)]
+            segments = [try files.createSegment(baseOffset: options.initialOffset, preallocateBytes: nil)]
         } else {
             (segments, lastEpoch) = try recovery.recover(bases: bases, marker: marker)
         }

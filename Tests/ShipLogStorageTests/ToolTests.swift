@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+@testable import ShipLogStorage
+
+/// The `shiplog` recovery tool, run as a process: exit codes, messages and effects.
+@Suite struct ToolTests {
+    struct Run {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    static var toolPath: String { CrashTests.writerPath.replacingOccurrences(of: "ShipLogCrashWriter", with: "shiplog") }
+
+    func shiplog(_ arguments: String...) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.toolPath)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                   errors: String(decoding: errors, as: UTF8.self))
+    }
+
+    /// A closed log of 300 records over several 4 KiB segments.
+    func makeLog(_ dir: TemporaryDirectory) throws -> [[UInt8]] {
+        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 4096))
+        let records = (0..<300).map { makeRecord($0) }
+        for n in stride(from: 0, to: 300, by: 3) { try log.append(Array(records[n..<(n + 3)]), epoch: UInt64(n / 100)) }
+        try log.close()
+        return records
+    }
+
+    func records(in directory: String) throws -> [[UInt8]] {
+        let log = try SegmentLog.open(directory: directory, options: smallOptions(segmentBytes: 4096))
+        return try allRecords(log)
+    }
+
+    @Test func verifyStatsAndDumpOnAHealthyLog() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let records = try makeLog(dir)
+        let verify = try shiplog("verify", dir.logPath)
+        #expect(verify.status == 0)
+        #expect(verify.output.hasSuffix("healthy\n"))
+        let stats = try shiplog("stats", dir.logPath, "--json")
+        let json = try JSONSerialization.jsonObject(with: Data(stats.output.utf8)) as! [String: Any]
+        #expect(json["records"] as? Int == 300)
+        #expect(json["epochs"] as? [Int] == [0, 1, 2])
+        let dump = try shiplog("dump", dir.logPath, "--from", "10", "--to", "19")
+        let lines = dump.output.split(separator: "\n")
+        #expect(lines.count == 10)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        #expect(first["offset"] as? Int == 10)
+        // Record 10 ends in bytes that are not UTF-8, so its payload is base64.
+        #expect(first["encoding"] as? String == "base64")
+        #expect(Data(base64Encoded: first["payload"] as! String).map { [UInt8]($0) } == records[10])
+        let utf8 = try JSONSerialization.jsonObject(with: Data(try shiplog("dump", dir.logPath, "--from", "13", "--limit", "1").output.utf8)) as! [String: Any]
+        #expect(utf8["encoding"] as? String == "utf8")
+        #expect(utf8["payload"] as? String == String(decoding: records[13], as: UTF8.self))
+        #expect(try shiplog("dump", dir.logPath, "--limit", "7").output.split(separator: "\n").count == 7)
+        #expect(try shiplog("dump", dir.logPath, "--hex", "--limit", "1").output.contains("00000000  7b 22 73 65 71"))
+    }
+
+    @Test func aTornTailIsReportedAndRepairedWithABackupIdempotently() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try makeLog(dir)
+        let last = dir.logPath + "/" + segmentFiles(dir.logPath).last!
+        let original = fileBytes(last)
+        writeFileBytes(last, Array(original.dropLast(7)))
+        try? FileManager.default.removeItem(atPath: dir.logPath + "/CLEAN")
+        let verify = try shiplog("verify", dir.logPath)
+        #expect(verify.status == 1)
+        #expect(verify.output.contains("torn tail"))
+        #expect(verify.output.contains(last))
+        let dryRun = try shiplog("repair", dir.logPath)
+        #expect(dryRun.status == 1)
+        #expect(fileBytes(last) == Array(original.dropLast(7)), "a dry run changes nothing")
+        let repair = try shiplog("repair", dir.logPath, "--apply")
+        #expect(repair.status == 0, "\(repair.errors)")
+        let backups = try FileManager.default.contentsOfDirectory(atPath: dir.logPath).filter { $0.hasPrefix("repair-backup-") }
+        #expect(backups.count == 1)
+        #expect(fileBytes(dir.logPath + "/" + backups[0] + "/" + URL(fileURLWithPath: last).lastPathComponent) == Array(original.dropLast(7)))
+        #expect(try shiplog("verify", dir.logPath).status == 0)
+        let again = try shiplog("repair", dir.logPath, "--apply")
+        #expect(again.status == 0)
+        #expect(again.output.contains("nothing to repair"))
+        #expect(try records(in: dir.logPath) == (0..<297).map { makeRecord($0) }, "only the torn batch is gone")
+    }
+
+    @Test func corruptionInTheMiddleNeedsConsentToLoseData() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try makeLog(dir)
+        let names = segmentFiles(dir.logPath)
+        let victim = dir.logPath + "/" + names[1]
+        var bytes = fileBytes(victim)
+        bytes[Format.segmentHeaderBytes + 100] ^= 0x10
+        writeFileBytes(victim, bytes)
+        let verify = try shiplog("verify", dir.logPath, "--json")
+        #expect(verify.status == 1)
+        let json = try JSONSerialization.jsonObject(with: Data(verify.output.utf8)) as! [String: Any]
+        let problem = (json["problems"] as! [[String: Any]])[0]
+        #expect(problem["file"] as? String == victim)
+        #expect(problem["position"] as? Int == Format.segmentHeaderBytes)
+        #expect(problem["torn_tail"] as? Bool == false)
+        let refused = try shiplog("repair", dir.logPath, "--apply")
+        #expect(refused.status == 1)
+        #expect(refused.errors.contains("--accept-data-loss"))
+        #expect(fileBytes(victim) == bytes)
+        let repaired = try shiplog("repair", dir.logPath, "--apply", "--accept-data-loss")
+        #expect(repaired.status == 0, "\(repaired.errors)")
+        #expect(try shiplog("verify", dir.logPath).status == 0)
+        let base = Int(Format.baseOffset(ofSegmentName: names[1])!)
+        #expect(try records(in: dir.logPath) == (0..<base).map { makeRecord($0) }, "every record before the damage is kept")
+    }
+
+    @Test func aMissingIndexIsRebuilt() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try makeLog(dir)
+        let index = dir.logPath + "/" + Format.indexName(baseOffset: 0)
+        try FileManager.default.removeItem(atPath: index)
+        let verify = try shiplog("verify", dir.logPath)
+        #expect(verify.status == 1)
+        #expect(verify.output.contains("index missing"))
+        #expect(try shiplog("repair", dir.logPath, "--apply").status == 0)
+        #expect(FileManager.default.fileExists(atPath: index))
+        #expect(try shiplog("verify", dir.logPath).status == 0)
+        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 4096))
+        for offset in [0, 17, 40] { #expect(try log.record(at: UInt64(offset)) == makeRecord(offset)) }
+    }
+
+    @Test func unusableDirectoriesExitWithTwoAndSayWhy() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path + "/empty", withIntermediateDirectories: true)
+        let empty = try shiplog("verify", dir.path + "/empty")
+        #expect(empty.status == 2)
+        #expect(empty.errors.contains("is not a ShipLog directory: it is empty"))
+        writeFileBytes(dir.path + "/file", [1, 2])
+        let file = try shiplog("dump", dir.path + "/file")
+        #expect(file.status == 2)
+        #expect(file.errors.contains("it is a file"))
+        #expect(try shiplog("verify", dir.path + "/missing").status == 2)
+        #expect(try shiplog("verify").status == 2, "usage error")
+        #expect(try shiplog("frobnicate", dir.path).status == 2)
+    }
+
+    @Test func aLockedLogCanBeReadButNotRepaired() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        _ = try makeLog(dir)
+        try FileManager.default.removeItem(atPath: dir.logPath + "/" + Format.indexName(baseOffset: 0))
+        let running = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 4096))
+        #expect(try shiplog("dump", dir.logPath).output.split(separator: "\n").count == 300)
+        let repair = try shiplog("repair", dir.logPath, "--apply")
+        #expect(repair.status == 2)
+        #expect(repair.errors.contains("locked"))
+        try running.close()
+    }
+
+    @Test func replayIntoANewLogKeepsOffsetsAndStreamsToAProgram() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let records = try makeLog(dir)
+        let into = dir.path + "/restored"
+        let replay = try shiplog("replay", dir.logPath, "--into", into, "--from", "50", "--to", "250")
+        #expect(replay.status == 0, "\(replay.errors)")
+        #expect(try shiplog("verify", into).status == 0)
+        let restored = try SegmentLog.open(directory: into, options: smallOptions(segmentBytes: 4096))
+        #expect(restored.firstOffset == 50)
+        #expect(restored.nextOffset == 251)
+        #expect(try restored.records(in: 50..<251).map { Array($0.bytes) } == Array(records[50...250]))
+        #expect(try restored.read(from: 51)[0].header.leaderEpoch == 0)
+        #expect(try shiplog("replay", dir.logPath, "--into", into).status == 2, "replay never writes into an existing log")
+        let out = dir.path + "/out.jsonl"
+        let exec = try shiplog("replay", dir.logPath, "--exec", "cat > '\(out)'", "--from", "290")
+        #expect(exec.status == 0, "\(exec.errors)")
+        #expect(String(decoding: fileBytes(out), as: UTF8.self).split(separator: "\n").count == 10)
+        #expect(try shiplog("replay", dir.logPath, "--exec", "exit 3").status == 1)
+    }
+}
