@@ -21,7 +21,7 @@ final class Workloads {
         self.payloadRecordBytes = payloadRecordBytes
     }
 
-    static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "replay", "open"]
+    static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "replay", "open", "tool"]
     static let all = quick + ["big"]
 
     func run(_ name: String) throws {
@@ -33,6 +33,7 @@ final class Workloads {
         case "replay": try replay()
         case "open": try openTimes(name: "open", logBytes: 1 << 30)
         case "big": try big()
+        case "tool": try tool()
         default: throw BenchError.usage("unknown workload \(name); known: \(Self.all.joined(separator: ","))")
         }
     }
@@ -186,6 +187,55 @@ final class Workloads {
             report(workload, "records_per_s", Double(records) / seconds, "records/s", "lz4-decompress-only", Double(records) / decompressSeconds)
             report(workload, "GB_per_s", Double(payloadBytes) / seconds / 1e9, "GB/s", "lz4-decompress-only", Double(payloadBytes) / decompressSeconds / 1e9)
         }
+    }
+
+    // MARK: tool
+
+    /// The `shiplog` tool's scans on a 1 GiB log (LZ4, 128-byte records) beside the library's
+    /// own replay of the same log: `verify` and `replay --exec 'cat >/dev/null'`.
+    func tool() throws {
+        let path = logPath("tool-log")
+        let pool = batches(try records(bytes: payloadRecordBytes ?? 128, count: 64 * 1024))
+        let log = try SegmentLog.open(directory: path, options: options(.lz4, .none))
+        var i = 0
+        while log.totalBytes < 1 << 30 {
+            try log.append(pool[i % pool.count])
+            i += 1
+        }
+        try log.close()
+        settle()
+        let reopened = try SegmentLog.open(directory: path, options: options(.lz4, .os))
+        let storedBytes = Double(reopened.totalBytes)
+        var records = 0
+        let librarySeconds = try measure {
+            var cursor = reopened.batches(from: 0)
+            var scratch: [UInt8] = []
+            while let batch = try cursor.next() {
+                try batch.forEachRecord(scratch: &scratch) { _, _ in records += 1 }
+            }
+        }
+        try reopened.close()
+        let libraryRate = storedBytes / librarySeconds / 1e9
+        let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shiplog").path
+        guard FileManager.default.isExecutableFile(atPath: tool) else {
+            throw BenchError.engine("\(tool) not built: run `swift build -c release --product shiplog`")
+        }
+        for (figure, arguments) in [("verify_GB_per_s", ["verify", path, "--quiet"]),
+                                    ("replay_exec_frames_GB_per_s", ["replay", path, "--quiet", "--frames", "--exec", "cat >/dev/null"]),
+                                    ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"])] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            let seconds = try measure {
+                try process.run()
+                process.waitUntilExit()
+            }
+            guard process.terminationStatus == 0 else { throw BenchError.engine("shiplog \(arguments[0]) exited \(process.terminationStatus)") }
+            report("tool", figure, storedBytes / seconds / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
+        }
+        report("tool", "log_records", Double(records), "records")
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     // MARK: open, big

@@ -18,30 +18,28 @@ struct Dump: ParsableCommand {
 
     func run() throws {
         let inspector = try common.inspector()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let wanted = filter.offsets
         var printed = 0
         var scratch: [UInt8] = []
         let output = FileHandle.standardOutput
-        var buffer = Data()
-        defer { output.write(buffer) }
+        var buffer: [UInt8] = []
+        defer { output.write(Data(buffer)) }
         try filter.forEachBatch(inspector, progress: nil) { batch in
             var more = true
             try batch.forEachRecord(scratch: &scratch) { offset, bytes in
-                guard more, filter.wants(offset) else { return }
+                guard more, wanted.contains(offset) else { return }
                 if hex {
-                    buffer.append(Data("offset \(offset) epoch \(batch.header.leaderEpoch) ts \(batch.header.timestampMs) length \(bytes.count)\n".utf8))
+                    buffer.append(contentsOf: Array("offset \(offset) epoch \(batch.header.leaderEpoch) ts \(batch.header.timestampMs) length \(bytes.count)\n".utf8))
                     for row in stride(from: 0, to: bytes.count, by: 16) {
                         let chunk = bytes[row..<min(row + 16, bytes.count)]
                         let hexBytes = chunk.map { String(format: "%02x", $0) }.joined(separator: " ")
                         let ascii = String(chunk.map { (32...126).contains($0) ? Character(UnicodeScalar($0)) : "." })
-                        buffer.append(Data((String(format: "  %08x  ", row) + hexBytes.padding(toLength: 48, withPad: " ", startingAt: 0) + "  " + ascii + "\n").utf8))
+                        buffer.append(contentsOf: Array((String(format: "  %08x  ", row) + hexBytes.padding(toLength: 48, withPad: " ", startingAt: 0) + "  " + ascii + "\n").utf8))
                     }
                 } else {
-                    buffer.append(try encoder.encode(RecordLine(offset: offset, header: batch.header, bytes: bytes)))
-                    buffer.append(0x0A)
+                    RecordLine.append(offset: offset, header: batch.header, bytes: bytes, to: &buffer)
                 }
-                if buffer.count > 1 << 16 { output.write(buffer); buffer.removeAll(keepingCapacity: true) }
+                if buffer.count > 1 << 16 { output.write(Data(buffer)); buffer.removeAll(keepingCapacity: true) }
                 printed += 1
                 if let limit, printed >= limit { more = false }
             }

@@ -36,6 +36,7 @@ struct Replay: ParsableCommand {
     }
 
     private func replay(_ inspector: LogInspector, into: String, progress: Progress?) throws {
+        let wanted = filter.offsets
         if let names = try? FileManager.default.contentsOfDirectory(atPath: into), !names.isEmpty {
             throw ToolFailure.usage("\(into) is not empty; replay writes into a new log only")
         }
@@ -48,14 +49,14 @@ struct Replay: ParsableCommand {
         do {
             try filter.forEachBatch(inspector, progress: progress) { batch in
                 let h = batch.header
-                if filter.wants(h.firstOffset) && filter.wants(h.lastOffset) {
+                if wanted.contains(h.firstOffset) && wanted.contains(h.lastOffset) {
                     try target.append(storedBatch: batch)
                 } else {
                     // The batch straddles the range: keep its wanted records under the same offsets.
                     var kept: [[UInt8]] = []
                     var first: UInt64?
                     try batch.forEachRecord(scratch: &scratch) { offset, bytes in
-                        if filter.wants(offset) { first = first ?? offset; kept.append(Array(bytes)) }
+                        if wanted.contains(offset) { first = first ?? offset; kept.append(Array(bytes)) }
                     }
                     guard let first, !kept.isEmpty else { return true }
                     var partial = StoredBatch(encoding: kept, codec: h.codec == .none ? .none : .lz4)
@@ -80,29 +81,30 @@ struct Replay: ParsableCommand {
     }
 
     private func replay(_ inspector: LogInspector, exec command: String, progress: Progress?) throws {
+        let wanted = filter.offsets
+        let frames = self.frames
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
         let pipe = Pipe()
+        // A 1 MiB pipe (Linux F_SETPIPE_SZ) instead of 64 KiB: fewer switches between writer and reader.
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, 1031, Int32(1 << 20))
         process.standardInput = pipe
         try process.run()
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var buffer = Data()
+        var buffer: [UInt8] = []
         var scratch: [UInt8] = []
         var failure: (any Error)?
         do {
             try filter.forEachBatch(inspector, progress: progress) { batch in
                 try batch.forEachRecord(scratch: &scratch) { offset, bytes in
-                    guard filter.wants(offset) else { return }
+                    guard wanted.contains(offset) else { return }
                     if frames {
                         withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { buffer.append(contentsOf: $0) }
                         buffer.append(contentsOf: bytes)
                     } else {
-                        buffer.append(try encoder.encode(RecordLine(offset: offset, header: batch.header, bytes: bytes)))
-                        buffer.append(0x0A)
+                        RecordLine.append(offset: offset, header: batch.header, bytes: bytes, to: &buffer)
                     }
                 }
                 if buffer.count > 1 << 20 {
