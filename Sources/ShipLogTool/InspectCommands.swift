@@ -10,10 +10,7 @@ struct Verify: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let inspector = try common.inspector()
-        let progress = Progress.make(label: "verify", totalBytes: totalSegmentBytes(inspector), quiet: common.quiet)
-        let result = try Verification(inspector, progress: progress)
-        progress?.finish()
+        let (inspector, result) = try common.verify(label: "verify")
         if common.json {
             struct Output: Encodable {
                 var healthy: Bool
@@ -46,10 +43,7 @@ struct Stats: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
-        let inspector = try common.inspector()
-        let progress = Progress.make(label: "stats", totalBytes: totalSegmentBytes(inspector), quiet: common.quiet)
-        let result = try Verification(inspector, progress: progress)
-        progress?.finish()
+        let (_, result) = try common.verify(label: "stats")
         struct Output: Encodable {
             var segments: Int
             var batches: Int
@@ -90,5 +84,15 @@ struct Stats: ParsableCommand {
             for segment in s { print("  \(URL(fileURLWithPath: segment.file).lastPathComponent) \(segment.fileBytes) bytes") }
             if !result.isHealthy { print("damaged: run `shiplog verify` for details") }
         }
+    }
+}
+
+extension CommonOptions {
+    /// Opens the directory and scans all of it, with a progress bar when one is wanted.
+    func verify(label: String) throws -> (LogInspector, Verification) {
+        let inspector = try inspector()
+        let progress = Progress.make(label: label, totalBytes: totalSegmentBytes(inspector), quiet: quiet)
+        defer { progress?.finish() }
+        return (inspector, try Verification(inspector, progress: progress))
     }
 }

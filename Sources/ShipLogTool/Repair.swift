@@ -37,8 +37,7 @@ struct Repair: ParsableCommand {
     }
 
     func run() throws {
-        let inspector = try common.inspector()
-        let result = try Verification(inspector, progress: Progress.make(label: "repair", totalBytes: totalSegmentBytes(inspector), quiet: common.quiet))
+        let (inspector, result) = try common.verify(label: "repair")
         var actions: [Action] = []
         var needsDataLoss = false
         var cutSegment: UInt64?
