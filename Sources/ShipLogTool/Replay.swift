@@ -93,7 +93,9 @@ struct Replay: ParsableCommand {
         try process.run()
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
+        let writer = PipeWriter(fd: input.fileDescriptor)
         var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20 + 1 << 16)
         var scratch: [UInt8] = []
         var failure: (any Error)?
         do {
@@ -108,15 +110,17 @@ struct Replay: ParsableCommand {
                     }
                 }
                 if buffer.count > 1 << 20 {
-                    try input.write(contentsOf: buffer)
-                    buffer.removeAll(keepingCapacity: true)
+                    try writer.submit(buffer)
+                    buffer = []
+                    buffer.reserveCapacity(1 << 20 + 1 << 16)
                 }
                 return true
             }
-            try input.write(contentsOf: buffer)
+            try writer.submit(buffer)
         } catch {
             failure = error
         }
+        do { try writer.finish() } catch { failure = failure ?? error }
         try? input.close()
         process.waitUntilExit()
         if let failure { throw failure }
