@@ -100,15 +100,7 @@ struct Replay: ParsableCommand {
         var failure: (any Error)?
         do {
             try filter.forEachBatch(inspector, progress: progress) { batch in
-                try batch.forEachRecord(scratch: &scratch) { offset, bytes in
-                    guard wanted.contains(offset) else { return }
-                    if frames {
-                        withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { buffer.append(contentsOf: $0) }
-                        buffer.append(contentsOf: bytes)
-                    } else {
-                        RecordLine.append(offset: offset, header: batch.header, bytes: bytes, to: &buffer)
-                    }
-                }
+                try Self.encode(batch, wanted: wanted, frames: frames, scratch: &scratch, into: &buffer)
                 if buffer.count > 1 << 20 {
                     try writer.submit(buffer)
                     buffer = []
@@ -126,6 +118,26 @@ struct Replay: ParsableCommand {
         if let failure { throw failure }
         guard process.terminationStatus == 0 else {
             throw ToolFailure.damaged("'\(command)' exited with status \(process.terminationStatus)")
+        }
+    }
+
+    /// Appends a batch's wanted records to `buffer` as frames or JSON lines.
+    private static func encode(_ batch: StoredBatch, wanted: ClosedRange<UInt64>, frames: Bool,
+                               scratch: inout [UInt8], into buffer: inout [UInt8]) throws {
+        let header = batch.header
+        if frames && wanted.contains(header.firstOffset) && wanted.contains(header.lastOffset) {
+            // The record section is already a sequence of frames (format.md §4).
+            try batch.withRecordSection(scratch: &scratch) { buffer.append(contentsOf: $0) }
+            return
+        }
+        try batch.forEachRecord(scratch: &scratch) { offset, bytes in
+            guard wanted.contains(offset) else { return }
+            if frames {
+                withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { buffer.append(contentsOf: $0) }
+                buffer.append(contentsOf: bytes)
+            } else {
+                RecordLine.append(offset: offset, header: header, bytes: bytes, to: &buffer)
+            }
         }
     }
 }

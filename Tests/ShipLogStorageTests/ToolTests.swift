@@ -186,5 +186,18 @@ import Testing
         #expect(exec.status == 0, "\(exec.errors)")
         #expect(String(decoding: fileBytes(out), as: UTF8.self).split(separator: "\n").count == 10)
         #expect(try shiplog("replay", dir.logPath, "--exec", "exit 3").status == 1)
+        // Frames: u32 little-endian length, then the bytes; whole batches and a straddled one.
+        let framesPath = dir.path + "/out.frames"
+        #expect(try shiplog("replay", dir.logPath, "--frames", "--from", "4", "--exec", "cat > '\(framesPath)'").status == 0)
+        let framed = fileBytes(framesPath)
+        var decoded: [[UInt8]] = []
+        var at = 0
+        while at + 4 <= framed.count {
+            let length = Int(framed[at]) | Int(framed[at + 1]) << 8 | Int(framed[at + 2]) << 16 | Int(framed[at + 3]) << 24
+            decoded.append(Array(framed[(at + 4)..<(at + 4 + length)]))
+            at += 4 + length
+        }
+        #expect(at == framed.count)
+        #expect(decoded == Array(records[4...]))
     }
 }

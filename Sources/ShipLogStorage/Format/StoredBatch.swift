@@ -113,20 +113,32 @@ public struct StoredBatch: Sendable, Equatable {
     public func forEachRecord(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
                               _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let header = self.header
-        let sectionBytes = Int(header.uncompressedBytes)
-        func visit(_ section: UnsafeRawBufferPointer) throws {
+        try withRecordSection(scratch: &scratch, file: file, position: position) { section in
             var offset = header.firstOffset
             try RecordBatch.walk(section, header: header, file: file, position: position) { start, length in
                 try body(offset, UnsafeRawBufferPointer(rebasing: section[start..<(start + length)]))
                 offset += 1
             }
         }
+    }
+
+    /// Calls `body` with the uncompressed record section (format.md §4: each record as a u32
+    /// length and its bytes), decompressing into `scratch` when needed. The framing is checked
+    /// before `body` sees it.
+    public func withRecordSection<T>(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
+                                     _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        let header = self.header
+        let sectionBytes = Int(header.uncompressedBytes)
+        func checked(_ section: UnsafeRawBufferPointer) throws -> T {
+            try RecordBatch.walk(section, header: header, file: file, position: position) { _, _ in }
+            return try body(section)
+        }
         switch header.codec {
         case .none:
-            try bytes.withUnsafeBytes { try visit(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...])) }
+            return try bytes.withUnsafeBytes { try checked(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...])) }
         case .lz4:
             if scratch.count < sectionBytes { scratch = [UInt8](repeating: 0, count: sectionBytes) }
-            try scratch.withUnsafeMutableBytes { out in
+            return try scratch.withUnsafeMutableBytes { out in
                 let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<sectionBytes])
                 let ok = bytes.withUnsafeBytes {
                     LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...]), into: target)
@@ -135,7 +147,7 @@ public struct StoredBatch: Sendable, Equatable {
                     throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
                                               reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
                 }
-                try visit(UnsafeRawBufferPointer(target))
+                return try checked(UnsafeRawBufferPointer(target))
             }
         }
     }
