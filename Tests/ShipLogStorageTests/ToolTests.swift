@@ -122,6 +122,26 @@ import Testing
         #expect(try records(in: dir.logPath) == (0..<base).map { makeRecord($0) }, "every record before the damage is kept")
     }
 
+    @Test func dumpAndReplayDeliverTheValidPrefixThenReportTheDamage() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let records = try makeLog(dir)
+        let names = segmentFiles(dir.logPath)
+        let victim = dir.logPath + "/" + names[2]
+        var bytes = fileBytes(victim)
+        bytes[Format.segmentHeaderBytes + 9] = 7  // an unknown codec in the segment's first batch
+        writeFileBytes(victim, bytes)
+        let base = Int(Format.baseOffset(ofSegmentName: names[2])!)
+        let dump = try shiplog("dump", dir.logPath)
+        #expect(dump.status == 1)
+        #expect(dump.output.split(separator: "\n").count == base)
+        #expect(dump.errors.contains(victim))
+        let into = dir.path + "/prefix"
+        #expect(try shiplog("replay", dir.logPath, "--into", into).status == 1)
+        #expect(try self.records(in: into) == Array(records[0..<base]))
+        #expect(try shiplog("stats", dir.logPath).output.contains("damaged"))
+    }
+
     @Test func aMissingIndexIsRebuilt() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
