@@ -109,11 +109,12 @@ public struct StoredBatch: Sendable, Equatable {
 
     /// Calls `body` with each record's offset and bytes, decompressing into `scratch` (reused
     /// across calls) and allocating nothing per record: the path for replaying a whole log.
-    /// The bytes are valid only during the call. Throws on damaged framing.
+    /// The bytes are valid only during the call. Throws on damaged framing (after the records
+    /// before the damage, which the CRC has already vouched for, were delivered).
     public func forEachRecord(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
                               _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let header = self.header
-        try withRecordSection(scratch: &scratch, file: file, position: position) { section in
+        try withUncheckedSection(scratch: &scratch, file: file, position: position) { section in
             var offset = header.firstOffset
             try RecordBatch.walk(section, header: header, file: file, position: position) { start, length in
                 try body(offset, UnsafeRawBufferPointer(rebasing: section[start..<(start + length)]))
@@ -128,14 +129,20 @@ public struct StoredBatch: Sendable, Equatable {
     public func withRecordSection<T>(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
                                      _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
         let header = self.header
-        let sectionBytes = Int(header.uncompressedBytes)
-        func checked(_ section: UnsafeRawBufferPointer) throws -> T {
+        return try withUncheckedSection(scratch: &scratch, file: file, position: position) { section in
             try RecordBatch.walk(section, header: header, file: file, position: position) { _, _ in }
             return try body(section)
         }
+    }
+
+    /// The record section, decompressed into `scratch` for LZ4; its framing not yet walked.
+    private func withUncheckedSection<T>(scratch: inout [UInt8], file: String, position: Int64,
+                                         _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        let header = self.header
+        let sectionBytes = Int(header.uncompressedBytes)
         switch header.codec {
         case .none:
-            return try bytes.withUnsafeBytes { try checked(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...])) }
+            return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...])) }
         case .lz4:
             if scratch.count < sectionBytes { scratch = [UInt8](repeating: 0, count: sectionBytes) }
             return try scratch.withUnsafeMutableBytes { out in
@@ -147,7 +154,7 @@ public struct StoredBatch: Sendable, Equatable {
                     throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
                                               reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
                 }
-                return try checked(UnsafeRawBufferPointer(target))
+                return try body(UnsafeRawBufferPointer(target))
             }
         }
     }

@@ -6,6 +6,10 @@ import Darwin
 
 /// The real file system, through POSIX calls.
 public struct PosixFileSystem: FileSystem {
+    /// How long a held lock is retried before `directoryLocked`: 20 × 5 ms.
+    let lockAttempts = 20
+    let lockRetryMicroseconds: UInt32 = 5_000
+
     public init() {}
 
     public func openFile(_ path: String, create: Bool) throws -> any StorageFile {
@@ -74,14 +78,20 @@ public struct PosixFileSystem: FileSystem {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LogError.io(operation: "open lock file", path: path, errno: errno) }
         // flock locks belong to the open file description: a second open of the same
-        // directory, in this process or another, is refused.
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // directory, in this process or another, is refused. A process being spawned holds a
+        // copy of every descriptor between fork and exec, so a lock just released can look
+        // held for a moment: retry briefly before reporting it.
+        for attempt in 0..<lockAttempts {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return PosixFileLock(fd: fd) }
             let code = errno
-            close(fd)
-            if code == EWOULDBLOCK { throw LogError.directoryLocked(path: path) }
-            throw LogError.io(operation: "flock", path: path, errno: code)
+            guard code == EWOULDBLOCK else {
+                close(fd)
+                throw LogError.io(operation: "flock", path: path, errno: code)
+            }
+            if attempt < lockAttempts - 1 { usleep(lockRetryMicroseconds) }
         }
-        return PosixFileLock(fd: fd)
+        close(fd)
+        throw LogError.directoryLocked(path: path)
     }
 }
 
