@@ -167,18 +167,7 @@ final class Workloads {
             if appendedLogs[name] == nil { try run(name) }
             let batches = appendedLogs[name]!
             let log = try SegmentLog.open(directory: logPath(name + "-lz4"), options: options(.lz4, .os))
-            var records = 0
-            var payloadBytes = 0
-            let seconds = try measure {
-                var cursor = log.batches(from: 0)
-                var scratch: [UInt8] = []
-                while let batch = try cursor.next() {
-                    try batch.forEachRecord(scratch: &scratch) { _, bytes in
-                        records += 1
-                        payloadBytes += bytes.count
-                    }
-                }
-            }
+            let (seconds, records, payloadBytes) = try libraryReplay(log)
             try log.close()
             let expected = batches.reduce(0) { $0 + $1.count }
             guard records == expected else { throw BenchError.engine("replay read \(records) records, expected \(expected)") }
@@ -187,6 +176,36 @@ final class Workloads {
             report(workload, "records_per_s", Double(records) / seconds, "records/s", "lz4-decompress-only", Double(records) / decompressSeconds)
             report(workload, "GB_per_s", Double(payloadBytes) / seconds / 1e9, "GB/s", "lz4-decompress-only", Double(payloadBytes) / decompressSeconds / 1e9)
         }
+    }
+
+    /// Reads and verifies a whole log through the library: (seconds, records, payload bytes).
+    private func libraryReplay(_ log: SegmentLog) throws -> (Double, Int, Int) {
+        var records = 0
+        var payloadBytes = 0
+        let seconds = try measure {
+            var cursor = log.batches(from: 0)
+            var scratch: [UInt8] = []
+            while let batch = try cursor.next() {
+                try batch.forEachRecord(scratch: &scratch) { _, bytes in
+                    records += 1
+                    payloadBytes += bytes.count
+                }
+            }
+        }
+        return (seconds, records, payloadBytes)
+    }
+
+    /// Runs a program to completion; returns its wall time in seconds and its exit status.
+    private func timeProcess(_ executable: String, _ arguments: [String]) throws -> (Double, Int32) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        let seconds = try measure {
+            try process.run()
+            process.waitUntilExit()
+        }
+        return (seconds, process.terminationStatus)
     }
 
     // MARK: tool
@@ -206,18 +225,7 @@ final class Workloads {
         settle()
         let reopened = try SegmentLog.open(directory: path, options: options(.lz4, .os))
         let storedBytes = Double(reopened.totalBytes)
-        var records = 0
-        var payloadBytes = 0
-        let librarySeconds = try measure {
-            var cursor = reopened.batches(from: 0)
-            var scratch: [UInt8] = []
-            while let batch = try cursor.next() {
-                try batch.forEachRecord(scratch: &scratch) { _, bytes in
-                    records += 1
-                    payloadBytes += bytes.count
-                }
-            }
-        }
+        let (librarySeconds, records, payloadBytes) = try libraryReplay(reopened)
         try reopened.close()
         let libraryRate = storedBytes / librarySeconds / 1e9
         let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shiplog").path
@@ -227,27 +235,14 @@ final class Workloads {
         for (figure, arguments) in [("verify_GB_per_s", ["verify", path, "--quiet"]),
                                     ("replay_exec_frames_GB_per_s", ["replay", path, "--quiet", "--frames", "--exec", "cat >/dev/null"]),
                                     ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"])] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = arguments
-            process.standardOutput = FileHandle.nullDevice
-            let seconds = try measure {
-                try process.run()
-                process.waitUntilExit()
-            }
-            guard process.terminationStatus == 0 else { throw BenchError.engine("shiplog \(arguments[0]) exited \(process.terminationStatus)") }
+            let (seconds, status) = try timeProcess(tool, arguments)
+            guard status == 0 else { throw BenchError.engine("shiplog \(arguments[0]) exited \(status)") }
             report("tool", figure, storedBytes / seconds / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
         }
         report("tool", "log_records", Double(records), "records")
         // The floor for --exec: just moving the frames' bytes through a pipe to cat.
         let frameBytes = payloadBytes + 4 * records
-        let pipe = Process()
-        pipe.executableURL = URL(fileURLWithPath: "/bin/sh")
-        pipe.arguments = ["-c", "head -c \(frameBytes) /dev/zero | cat >/dev/null"]
-        let pipeSeconds = try measure {
-            try pipe.run()
-            pipe.waitUntilExit()
-        }
+        let (pipeSeconds, _) = try timeProcess("/bin/sh", ["-c", "head -c \(frameBytes) /dev/zero | cat >/dev/null"])
         report("tool", "pipe_to_cat_GB_per_s", storedBytes / pipeSeconds / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
         try? FileManager.default.removeItem(atPath: path)
     }

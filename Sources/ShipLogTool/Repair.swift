@@ -78,9 +78,9 @@ struct Repair: ParsableCommand {
                 try handle.synchronize()
                 try handle.close()
                 if at == 0 { try FileManager.default.removeItem(atPath: file) }
-                try? FileManager.default.removeItem(atPath: file.replacingOccurrences(of: Format.segmentSuffix, with: Format.indexSuffix))
+                try? FileManager.default.removeItem(atPath: indexPath(ofSegment: file))
             case .remove(let file, _, _):
-                try? FileManager.default.removeItem(atPath: file.replacingOccurrences(of: Format.segmentSuffix, with: Format.indexSuffix))
+                try? FileManager.default.removeItem(atPath: indexPath(ofSegment: file))
                 try FileManager.default.removeItem(atPath: file)
             case .rebuildIndex(let base, let bytes, _):
                 try inspector.rebuildIndex(segment: base, segmentBytes: bytes)
@@ -108,7 +108,7 @@ struct Repair: ParsableCommand {
         for action in actions {
             switch action {
             case .cut(let file, _, _, _, _), .remove(let file, _, _):
-                paths += [file, file.replacingOccurrences(of: Format.segmentSuffix, with: Format.indexSuffix)]
+                paths += [file, indexPath(ofSegment: file)]
             case .rebuildIndex(_, _, let file):
                 paths.append(file)
             }
@@ -117,5 +117,10 @@ struct Repair: ParsableCommand {
             try FileManager.default.copyItem(atPath: path, toPath: folder + "/" + URL(fileURLWithPath: path).lastPathComponent)
         }
         return folder
+    }
+
+    /// The index file beside a segment file (format.md §1: same base offset, `.index`).
+    private func indexPath(ofSegment file: String) -> String {
+        String(file.dropLast(Format.segmentSuffix.count)) + Format.indexSuffix
     }
 }

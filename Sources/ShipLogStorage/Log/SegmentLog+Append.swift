@@ -61,20 +61,16 @@ extension SegmentLog {
                 try roll(&state)
             }
             let position = state.active.endPosition
-            let pendingBefore = state.pending.count
-            state.pending.append(contentsOf: batch.bytes)
-            if durability >= .os || state.pending.count >= options.processBufferBytes {
+            if durability >= .os || state.pending.count + batch.bytes.count >= options.processBufferBytes {
+                // Earlier buffered bytes go first; on failure nothing of this batch counts as
+                // appended and they stay buffered.
+                try flushPending(&state)
                 let file = try state.active.handle.file()
-                do {
-                    try state.pending.withUnsafeBytes { try file.write($0, at: state.flushedPosition) }
-                } catch {
-                    // Nothing of this batch counts as appended; the earlier buffered bytes stay.
-                    state.pending.removeLast(state.pending.count - pendingBefore)
-                    throw error
-                }
-                state.pending.removeAll(keepingCapacity: true)
+                try batch.bytes.withUnsafeBytes { try file.write($0, at: position) }
                 state.flushedPosition = position + size
                 state.flushedNextOffset = batch.header.nextOffset
+            } else {
+                state.pending.append(contentsOf: batch.bytes)
             }
             state.active.endPosition = position + size
             state.active.nextOffset = batch.header.nextOffset
