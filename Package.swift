@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        // vmsplice(2) and splice(2), which Swift's Glibc module leaves out; a header only.
+        .systemLibrary(name: "CLinuxPipe"),
         .systemLibrary(
             name: "CLevelDB",
             providers: [.apt(["libleveldb-dev"]), .brew(["leveldb"])]),
@@ -45,11 +47,14 @@ let package = Package(
             name: "ShipLogCrashWriter",
             dependencies: ["ShipLogStorage"]),
 
+        // Records as JSON lines, in C for speed (SSSE3 escaping), for the tool.
+        .target(name: "CJSONLines"),
+
         // The recovery tool: verify, dump, stats, repair, replay.
         .executableTarget(
             name: "ShipLogTool",
             dependencies: [
-                "ShipLogStorage",
+                "ShipLogStorage", "CLinuxPipe", "CJSONLines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -65,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "ShipLogStorageTests",
             dependencies: [
-                "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool",
+                "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
     ]

@@ -23,7 +23,7 @@ struct ShipLogBench: ParsableCommand {
     @Option(help: "Directory for the logs (default: a fresh temporary directory, removed afterwards).")
     var dir: String?
 
-    @Flag(help: "Keep the directory afterwards.")
+    @Flag(help: "Keep the directory and every log in it afterwards; with --dir, the tool workload reuses a log kept earlier.")
     var keep = false
 
     @Option(help: "Take records from this file of fixed-size records instead of generating them.")
@@ -48,7 +48,7 @@ struct ShipLogBench: ParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if !keep && dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let runner = Workloads(directory: directory, reporter: Reporter(json: json), recordCount: records,
-                               payloadFile: payload, payloadRecordBytes: recordBytes)
+                               payloadFile: payload, payloadRecordBytes: recordBytes, keepLogs: keep)
         for name in workloads.split(separator: ",") { try runner.run(String(name)) }
     }
 }

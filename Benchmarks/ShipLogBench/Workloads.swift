@@ -10,11 +10,14 @@ final class Workloads {
     let payloadFile: String?
     let payloadRecordBytes: Int?
     let batchRecords = 64
+    /// With `--keep`, the large logs (tool, open, big) stay on disk for inspection too.
+    let keepLogs: Bool
     private var appendFsyncRate: Double?
     private var appendedLogs: [String: [[[UInt8]]]] = [:]
 
-    init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?) {
+    init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?, keepLogs: Bool) {
         self.directory = directory
+        self.keepLogs = keepLogs
         self.reporter = reporter
         self.recordCount = recordCount
         self.payloadFile = payloadFile
@@ -55,6 +58,10 @@ final class Workloads {
     }
 
     private func logPath(_ name: String) -> String { directory + "/" + name }
+
+    private func removeLog(_ path: String) {
+        if !keepLogs { try? FileManager.default.removeItem(atPath: path) }
+    }
 
     private func report(_ workload: String, _ figure: String, _ value: Double, _ unit: String,
                         _ baseline: String? = nil, _ baselineValue: Double? = nil) {
@@ -211,40 +218,59 @@ final class Workloads {
     // MARK: tool
 
     /// The `shiplog` tool's scans on a 1 GiB log (LZ4, 128-byte records) beside the library's
-    /// own replay of the same log: `verify` and `replay --exec 'cat >/dev/null'`.
+    /// own replay of the same log: `verify` and `replay --exec 'cat >/dev/null'`, as frames and
+    /// as JSON lines. Each is run three times, interleaved with the library's replay, and the
+    /// medians are reported: single runs on a shared machine vary by a third.
     func tool() throws {
         let path = logPath("tool-log")
-        let pool = batches(try records(bytes: payloadRecordBytes ?? 128, count: 64 * 1024))
-        let log = try SegmentLog.open(directory: path, options: options(.lz4, .none))
-        var i = 0
-        while log.totalBytes < 1 << 30 {
-            try log.append(pool[i % pool.count])
-            i += 1
+        if !(keepLogs && FileManager.default.fileExists(atPath: path + "/SHIPLOG")) {
+            let pool = batches(try records(bytes: payloadRecordBytes ?? 128, count: 64 * 1024))
+            let log = try SegmentLog.open(directory: path, options: options(.lz4, .none))
+            var i = 0
+            while log.totalBytes < 1 << 30 {
+                try log.append(pool[i % pool.count])
+                i += 1
+            }
+            try log.close()
         }
-        try log.close()
         settle()
-        let reopened = try SegmentLog.open(directory: path, options: options(.lz4, .os))
-        let storedBytes = Double(reopened.totalBytes)
-        let (librarySeconds, records, payloadBytes) = try libraryReplay(reopened)
-        try reopened.close()
-        let libraryRate = storedBytes / librarySeconds / 1e9
         let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("shiplog").path
         guard FileManager.default.isExecutableFile(atPath: tool) else {
             throw BenchError.engine("\(tool) not built: run `swift build -c release --product shiplog`")
         }
-        for (figure, arguments) in [("verify_GB_per_s", ["verify", path, "--quiet"]),
-                                    ("replay_exec_frames_GB_per_s", ["replay", path, "--quiet", "--frames", "--exec", "cat >/dev/null"]),
-                                    ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"])] {
-            let (seconds, status) = try timeProcess(tool, arguments)
-            guard status == 0 else { throw BenchError.engine("shiplog \(arguments[0]) exited \(status)") }
-            report("tool", figure, storedBytes / seconds / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
+        let commands = [("verify_GB_per_s", ["verify", path, "--quiet"]),
+                        ("replay_exec_frames_GB_per_s", ["replay", path, "--quiet", "--frames", "--exec", "cat >/dev/null"]),
+                        ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"])]
+        var librarySeconds: [Double] = []
+        var toolSeconds = [[Double]](repeating: [], count: commands.count)
+        var storedBytes = 0.0
+        var records = 0
+        var payloadBytes = 0
+        for _ in 0..<3 {
+            let reopened = try SegmentLog.open(directory: path, options: options(.lz4, .os))
+            storedBytes = Double(reopened.totalBytes)
+            let (seconds, count, bytes) = try libraryReplay(reopened)
+            try reopened.close()
+            librarySeconds.append(seconds)
+            (records, payloadBytes) = (count, bytes)
+            for (index, (_, arguments)) in commands.enumerated() {
+                let (seconds, status) = try timeProcess(tool, arguments)
+                guard status == 0 else { throw BenchError.engine("shiplog \(arguments.joined(separator: " ")) exited \(status)") }
+                toolSeconds[index].append(seconds)
+            }
+        }
+        func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
+        let libraryRate = storedBytes / median(librarySeconds) / 1e9
+        report("tool", "library_replay_GB_per_s", libraryRate, "GB/s")
+        for (index, (figure, _)) in commands.enumerated() {
+            report("tool", figure, storedBytes / median(toolSeconds[index]) / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
         }
         report("tool", "log_records", Double(records), "records")
-        // The floor for --exec: just moving the frames' bytes through a pipe to cat.
+        // Moving the frames' bytes through a plain pipe (write(2) and read(2)) to cat.
         let frameBytes = payloadBytes + 4 * records
         let (pipeSeconds, _) = try timeProcess("/bin/sh", ["-c", "head -c \(frameBytes) /dev/zero | cat >/dev/null"])
         report("tool", "pipe_to_cat_GB_per_s", storedBytes / pipeSeconds / 1e9, "GB/s", "library-replay-1GiB", libraryRate)
-        try? FileManager.default.removeItem(atPath: path)
+        removeLog(path)
     }
 
     // MARK: open, big
@@ -279,7 +305,7 @@ final class Workloads {
         let label = "\(logBytes >> 30)GiB"
         report(name, "open_ms_clean_" + label, try openSeconds(path, clean: true) * 1000, "ms")
         report(name, "open_ms_unclean_" + label, try openSeconds(path, clean: false) * 1000, "ms")
-        try? FileManager.default.removeItem(atPath: path)
+        removeLog(path)
     }
 
     func big() throws {
@@ -289,6 +315,6 @@ final class Workloads {
         report("big", "peak_resident_MB", Double(peakResidentBytes()) / 1e6, "MB")
         report("big", "open_ms_clean_10GiB", try openSeconds(path, clean: true) * 1000, "ms")
         report("big", "open_ms_unclean_10GiB", try openSeconds(path, clean: false) * 1000, "ms")
-        try? FileManager.default.removeItem(atPath: path)
+        removeLog(path)
     }
 }

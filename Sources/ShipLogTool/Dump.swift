@@ -26,6 +26,7 @@ struct Dump: ParsableCommand {
         defer { output.write(Data(buffer)) }
         try filter.forEachBatch(inspector, progress: nil) { batch in
             var more = true
+            var line = RecordLine(header: batch.header)
             try batch.forEachRecord(scratch: &scratch) { offset, bytes in
                 guard more, wanted.contains(offset) else { return }
                 if hex {
@@ -37,7 +38,7 @@ struct Dump: ParsableCommand {
                         buffer.append(contentsOf: Array((String(format: "  %08x  ", row) + hexBytes.padding(toLength: 48, withPad: " ", startingAt: 0) + "  " + ascii + "\n").utf8))
                     }
                 } else {
-                    RecordLine.append(offset: offset, header: batch.header, bytes: bytes, to: &buffer)
+                    line.append(offset: offset, payload: bytes, to: &buffer)
                 }
                 if buffer.count > 1 << 16 { output.write(Data(buffer)); buffer.removeAll(keepingCapacity: true) }
                 printed += 1

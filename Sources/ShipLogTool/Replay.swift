@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinuxPipe
 import Foundation
 import ShipLogStorage
 
@@ -7,7 +8,8 @@ struct Replay: ParsableCommand {
         abstract: "Copy valid records into a fresh log (point-in-time restore), or stream them to a program.",
         discussion: """
             --into NEWDIR keeps offsets, epochs and timestamps; --exec 'CMD' writes records to the \
-            program's standard input as JSON lines, or with --frames as u32 little-endian length + bytes.
+            program's standard input as JSON lines, or with --frames as u32 little-endian length + bytes \
+            (format.md §10), decoding on --threads threads and keeping offset order.
             Examples: shiplog replay /var/lib/app/log --into /tmp/restored --until 2026-11-26T03:00:00Z
                       shiplog replay /var/lib/app/log --exec 'wc -l'
             """)
@@ -24,8 +26,12 @@ struct Replay: ParsableCommand {
     @Flag(help: "With --exec: length-prefixed frames instead of JSON lines.")
     var frames = false
 
+    @Option(help: "With --exec: threads that decode and encode (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
     func validate() throws {
         if (into == nil) == (exec == nil) { throw ValidationError("give exactly one of --into and --exec") }
+        if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }
     }
 
     func run() throws {
@@ -88,56 +94,29 @@ struct Replay: ParsableCommand {
         process.arguments = ["-c", command]
         let pipe = Pipe()
         // A 1 MiB pipe (Linux F_SETPIPE_SZ) instead of 64 KiB: fewer switches between writer and reader.
-        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, 1031, Int32(1 << 20))
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, shiplog_F_SETPIPE_SZ, Int32(1 << 20))
         process.standardInput = pipe
         try process.run()
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
-        let writer = PipeWriter(fd: input.fileDescriptor)
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20 + 1 << 16)
-        var scratch: [UInt8] = []
+        let stream = RecordStream(fd: input.fileDescriptor, encoding: frames ? .frames : .jsonLines, wanted: wanted,
+                                  workers: threads)
         var failure: (any Error)?
         do {
             try filter.forEachBatch(inspector, progress: progress) { batch in
-                try Self.encode(batch, wanted: wanted, frames: frames, scratch: &scratch, into: &buffer)
-                if buffer.count > 1 << 20 {
-                    try writer.submit(buffer)
-                    buffer = []
-                    buffer.reserveCapacity(1 << 20 + 1 << 16)
-                }
+                try stream.submit(batch)
                 return true
             }
-            try writer.submit(buffer)
         } catch {
             failure = error
         }
-        do { try writer.finish() } catch { failure = failure ?? error }
+        // Everything before damage is delivered before the damage is reported.
+        do { try stream.finish() } catch { failure = failure ?? error }
         try? input.close()
         process.waitUntilExit()
         if let failure { throw failure }
         guard process.terminationStatus == 0 else {
             throw ToolFailure.damaged("'\(command)' exited with status \(process.terminationStatus)")
-        }
-    }
-
-    /// Appends a batch's wanted records to `buffer` as frames or JSON lines.
-    private static func encode(_ batch: StoredBatch, wanted: ClosedRange<UInt64>, frames: Bool,
-                               scratch: inout [UInt8], into buffer: inout [UInt8]) throws {
-        let header = batch.header
-        if frames && wanted.contains(header.firstOffset) && wanted.contains(header.lastOffset) {
-            // The record section is already a sequence of frames (format.md §4).
-            try batch.withRecordSection(scratch: &scratch) { buffer.append(contentsOf: $0) }
-            return
-        }
-        try batch.forEachRecord(scratch: &scratch) { offset, bytes in
-            guard wanted.contains(offset) else { return }
-            if frames {
-                withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { buffer.append(contentsOf: $0) }
-                buffer.append(contentsOf: bytes)
-            } else {
-                RecordLine.append(offset: offset, header: header, bytes: bytes, to: &buffer)
-            }
         }
     }
 }

@@ -37,6 +37,26 @@ import Testing
         }
     }
 
+    /// A batch whose checksum is right but whose record count claims more records than its
+    /// section holds (as a writer bug could make) is damage: no record of it is delivered.
+    @Test func aRecordCountBeyondTheSectionIsDamage() throws {
+        var batch = StoredBatch(encoding: [[1, 2, 3], [4]], codec: .none)
+        batch.seal(firstOffset: 10, leaderEpoch: 0, timestampMs: 0)
+        var bytes = batch.bytes
+        bytes.withUnsafeMutableBytes { raw in
+            raw.setLittleEndian(UInt32(3), at: 12)
+            let crc = BatchHeader.checksum(header: UnsafeRawBufferPointer(raw),
+                                           payload: UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...]))
+            raw.setLittleEndian(crc, at: 4)
+        }
+        let damaged = try StoredBatch(bytes: bytes)
+        var delivered = 0
+        var scratch: [UInt8] = []
+        #expect(throws: LogError.self) { try damaged.forEachRecord(scratch: &scratch) { _, _ in delivered += 1 } }
+        #expect(delivered == 0)
+        #expect(throws: LogError.self) { try damaged.decode() }
+    }
+
     @Test func crc32cMatchesTheStandardCheckValue() {
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }

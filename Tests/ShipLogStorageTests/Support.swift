@@ -36,7 +36,7 @@ func segmentFiles(_ directory: String) -> [String] {
 
 func fileBytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }
 
-func writeFileBytes(_ path: String, _ bytes: [UInt8]) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+func writeFileBytes(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 /// A file system whose writes and syncs fail on demand, the way raft-wal's tests inject
 /// faults through its VFS.

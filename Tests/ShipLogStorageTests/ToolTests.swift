@@ -59,10 +59,10 @@ import Testing
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
         #expect(first["offset"] as? Int == 10)
         // Record 10 ends in bytes that are not UTF-8, so its payload is base64.
-        #expect(first["encoding"] as? String == "base64")
-        #expect(Data(base64Encoded: first["payload"] as! String).map { [UInt8]($0) } == records[10])
+        #expect(first["payload"] == nil)
+        #expect(Data(base64Encoded: first["payload_base64"] as! String).map { [UInt8]($0) } == records[10])
         let utf8 = try JSONSerialization.jsonObject(with: Data(try shiplog("dump", dir.logPath, "--from", "13", "--limit", "1").output.utf8)) as! [String: Any]
-        #expect(utf8["encoding"] as? String == "utf8")
+        #expect(utf8["payload_base64"] == nil)
         #expect(utf8["payload"] as? String == String(decoding: records[13], as: UTF8.self))
         #expect(try shiplog("dump", dir.logPath, "--limit", "7").output.split(separator: "\n").count == 7)
         #expect(try shiplog("dump", dir.logPath, "--hex", "--limit", "1").output.contains("00000000  7b 22 73 65 71"))

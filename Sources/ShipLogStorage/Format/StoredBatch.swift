@@ -109,12 +109,13 @@ public struct StoredBatch: Sendable, Equatable {
 
     /// Calls `body` with each record's offset and bytes, decompressing into `scratch` (reused
     /// across calls) and allocating nothing per record: the path for replaying a whole log.
-    /// The bytes are valid only during the call. Throws on damaged framing (after the records
-    /// before the damage, which the CRC has already vouched for, were delivered).
+    /// The bytes are valid only during the call. The framing is checked before any record is
+    /// delivered, so a batch with damaged framing throws without delivering any of its records.
     public func forEachRecord(scratch: inout [UInt8], file: String = "<memory>", position: Int64 = 0,
                               _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let header = self.header
         try withUncheckedSection(scratch: &scratch, file: file, position: position) { section in
+            try RecordBatch.walk(section, header: header, file: file, position: position) { _, _ in }
             var offset = header.firstOffset
             try RecordBatch.walk(section, header: header, file: file, position: position) { start, length in
                 try body(offset, UnsafeRawBufferPointer(rebasing: section[start..<(start + length)]))
@@ -135,10 +136,19 @@ public struct StoredBatch: Sendable, Equatable {
         }
     }
 
+    /// Writes the uncompressed record section (format.md §4) into `target`, which must be
+    /// exactly `header.uncompressedBytes` long, and checks its framing: for callers that want
+    /// the frames in memory of their own, with no copy through a scratch buffer.
+    public func decodeRecordSection(into target: UnsafeMutableRawBufferPointer, file: String = "<memory>",
+                                    position: Int64 = 0) throws {
+        precondition(target.count == Int(header.uncompressedBytes), "target must hold exactly the record section")
+        try writeSection(into: target, file: file, position: position)
+        try RecordBatch.walk(UnsafeRawBufferPointer(target), header: header, file: file, position: position) { _, _ in }
+    }
+
     /// The record section, decompressed into `scratch` for LZ4; its framing not yet walked.
     private func withUncheckedSection<T>(scratch: inout [UInt8], file: String, position: Int64,
                                          _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
-        let header = self.header
         let sectionBytes = Int(header.uncompressedBytes)
         switch header.codec {
         case .none:
@@ -147,38 +157,39 @@ public struct StoredBatch: Sendable, Equatable {
             if scratch.count < sectionBytes { scratch = [UInt8](repeating: 0, count: sectionBytes) }
             return try scratch.withUnsafeMutableBytes { out in
                 let target = UnsafeMutableRawBufferPointer(rebasing: out[0..<sectionBytes])
-                let ok = bytes.withUnsafeBytes {
-                    LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: $0[Format.batchHeaderBytes...]), into: target)
-                }
-                guard ok else {
-                    throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
-                                              reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
-                }
+                try writeSection(into: target, file: file, position: position)
                 return try body(UnsafeRawBufferPointer(target))
             }
+        }
+    }
+
+    /// Decompresses (or copies) the payload into `target`, exactly the section's length.
+    private func writeSection(into target: UnsafeMutableRawBufferPointer, file: String, position: Int64) throws {
+        let sectionBytes = Int(header.uncompressedBytes)
+        assert(target.count == sectionBytes)
+        let ok = bytes.withUnsafeBytes { raw in
+            let payload = UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...])
+            switch header.codec {
+            case .none:
+                guard payload.count == sectionBytes else { return false }
+                target.copyMemory(from: payload)
+                return true
+            case .lz4:
+                return LZ4Block.decompress(payload, into: target)
+            }
+        }
+        guard ok else {
+            throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
+                                      reason: "\(header.codec) payload does not decode to \(sectionBytes) bytes")
         }
     }
 
     /// Decompresses the payload and splits it into records, checking the framing.
     public func decode(file: String = "<memory>", position: Int64 = 0) throws -> RecordBatch {
         let sectionBytes = Int(header.uncompressedBytes)
-        let section: [UInt8]
-        switch header.codec {
-        case .none:
-            section = Array(bytes[Format.batchHeaderBytes...])
-        case .lz4:
-            var ok = false
-            section = [UInt8](unsafeUninitializedCapacity: sectionBytes) { buffer, count in
-                ok = bytes.withUnsafeBytes { raw in
-                    LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...]),
-                                        into: UnsafeMutableRawBufferPointer(buffer))
-                }
-                count = sectionBytes
-            }
-            guard ok else {
-                throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
-                                          reason: "LZ4 payload does not decompress to \(sectionBytes) bytes")
-            }
+        let section = try [UInt8](unsafeUninitializedCapacity: sectionBytes) { buffer, count in
+            try writeSection(into: UnsafeMutableRawBufferPointer(buffer), file: file, position: position)
+            count = sectionBytes
         }
         return try RecordBatch(header: header, section: section, file: file, position: position)
     }
@@ -213,7 +224,8 @@ public struct RecordBatch: Sendable, RandomAccessCollection {
                      _ body: (Int, Int) throws -> Void) throws {
         var at = 0
         for _ in 0..<header.recordCount {
-            guard at + Format.recordLengthPrefixBytes <= raw.count else { break }
+            // Running out of bytes before `recordCount` records is damage too.
+            guard at + Format.recordLengthPrefixBytes <= raw.count else { at = -1; break }
             let length = Int(raw.getLittleEndian(at: at, as: UInt32.self))
             at += Format.recordLengthPrefixBytes
             guard length <= raw.count - at else { at = -1; break }
