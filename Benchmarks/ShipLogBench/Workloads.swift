@@ -218,8 +218,8 @@ final class Workloads {
     // MARK: tool
 
     /// The `shiplog` tool's scans on a 1 GiB log (LZ4, 128-byte records) beside the library's
-    /// own replay of the same log: `verify` and `replay --exec 'cat >/dev/null'`, as frames and
-    /// as JSON lines. Each is run three times, interleaved with the library's replay, and the
+    /// own replay of the same log: `verify`, `replay --exec 'cat >/dev/null'` as frames and as
+    /// JSON lines, and `dump` into /dev/null. Each is run three times, interleaved with the library's replay, and the
     /// medians are reported: single runs on a shared machine vary by a third.
     func tool() throws {
         let path = logPath("tool-log")
@@ -240,7 +240,8 @@ final class Workloads {
         }
         let commands = [("verify_GB_per_s", ["verify", path, "--quiet"]),
                         ("replay_exec_frames_GB_per_s", ["replay", path, "--quiet", "--frames", "--exec", "cat >/dev/null"]),
-                        ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"])]
+                        ("replay_exec_json_GB_per_s", ["replay", path, "--quiet", "--exec", "cat >/dev/null"]),
+                        ("dump_json_to_dev_null_GB_per_s", ["dump", path, "--quiet"])]
         var librarySeconds: [Double] = []
         var toolSeconds = [[Double]](repeating: [], count: commands.count)
         var storedBytes = 0.0

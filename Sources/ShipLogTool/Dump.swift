@@ -5,7 +5,11 @@ import ShipLogStorage
 struct Dump: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print records as JSON lines (offset, epoch, timestamp, payload) or as hex. Streams.",
-        discussion: "Example: shiplog dump /var/lib/app/log --from 1000 --limit 20\nExit 1 if damage stops the dump (the valid prefix is printed first).")
+        discussion: """
+            JSON lines are specified in format.md §10, and are written by --threads threads in offset order.
+            Example: shiplog dump /var/lib/app/log --from 1000 --limit 20
+            Exit 1 if damage stops the dump (the valid prefix is printed first).
+            """)
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var filter: RecordFilter
@@ -16,8 +20,49 @@ struct Dump: ParsableCommand {
     @Flag(help: "A hex view instead of JSON lines.")
     var hex = false
 
+    @Option(help: "Threads that decode and encode JSON lines (default: one per core).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
+        if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }
+    }
+
     func run() throws {
         let inspector = try common.inspector()
+        if hex { try dumpHex(inspector) } else { try dumpLines(inspector) }
+    }
+
+    /// JSON lines through the same parallel stream as `replay --exec`, to standard output.
+    private func dumpLines(_ inspector: LogInspector) throws {
+        guard limit != 0 else { return }
+        let wanted = filter.offsets
+        var remaining = limit
+        let stream = RecordStream(fd: FileHandle.standardOutput.fileDescriptor, destination: "standard output",
+                                  encoding: .jsonLines, workers: threads)
+        var failure: (any Error)?
+        do {
+            try filter.forEachBatch(inspector, progress: nil) { batch in
+                let header = batch.header
+                let first = max(wanted.lowerBound, header.firstOffset)
+                var last = min(wanted.upperBound, header.lastOffset)
+                guard first <= last else { return true }
+                if let left = remaining {
+                    last = min(last, first + UInt64(left) - 1)
+                    remaining = left - Int(last - first + 1)
+                }
+                try stream.submit(batch, wanted: first...last)
+                return remaining != 0
+            }
+        } catch {
+            failure = error
+        }
+        // Everything before damage is printed before the damage is reported.
+        do { try stream.finish() } catch { failure = failure ?? error }
+        if let failure { throw failure }
+    }
+
+    private func dumpHex(_ inspector: LogInspector) throws {
         let wanted = filter.offsets
         var printed = 0
         var scratch: [UInt8] = []
@@ -26,19 +71,14 @@ struct Dump: ParsableCommand {
         defer { output.write(Data(buffer)) }
         try filter.forEachBatch(inspector, progress: nil) { batch in
             var more = true
-            var line = RecordLine(header: batch.header)
             try batch.forEachRecord(scratch: &scratch) { offset, bytes in
                 guard more, wanted.contains(offset) else { return }
-                if hex {
-                    buffer.append(contentsOf: Array("offset \(offset) epoch \(batch.header.leaderEpoch) ts \(batch.header.timestampMs) length \(bytes.count)\n".utf8))
-                    for row in stride(from: 0, to: bytes.count, by: 16) {
-                        let chunk = bytes[row..<min(row + 16, bytes.count)]
-                        let hexBytes = chunk.map { String(format: "%02x", $0) }.joined(separator: " ")
-                        let ascii = String(chunk.map { (32...126).contains($0) ? Character(UnicodeScalar($0)) : "." })
-                        buffer.append(contentsOf: Array((String(format: "  %08x  ", row) + hexBytes.padding(toLength: 48, withPad: " ", startingAt: 0) + "  " + ascii + "\n").utf8))
-                    }
-                } else {
-                    line.append(offset: offset, payload: bytes, to: &buffer)
+                buffer.append(contentsOf: Array("offset \(offset) epoch \(batch.header.leaderEpoch) ts \(batch.header.timestampMs) length \(bytes.count)\n".utf8))
+                for row in stride(from: 0, to: bytes.count, by: 16) {
+                    let chunk = bytes[row..<min(row + 16, bytes.count)]
+                    let hexBytes = chunk.map { String(format: "%02x", $0) }.joined(separator: " ")
+                    let ascii = String(chunk.map { (32...126).contains($0) ? Character(UnicodeScalar($0)) : "." })
+                    buffer.append(contentsOf: Array((String(format: "  %08x  ", row) + hexBytes.padding(toLength: 48, withPad: " ", startingAt: 0) + "  " + ascii + "\n").utf8))
                 }
                 if buffer.count > 1 << 16 { output.write(Data(buffer)); buffer.removeAll(keepingCapacity: true) }
                 printed += 1

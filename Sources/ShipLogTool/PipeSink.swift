@@ -1,7 +1,8 @@
 import CLinuxPipe
 import Foundation
 
-/// Writes output regions to a file descriptor, usually the pipe to a program's standard input.
+/// Writes output regions to a file descriptor: the pipe to a program's standard input, or
+/// standard output.
 ///
 /// Why vmsplice: on Linux a write(2) into a pipe allocates and copies a page per 4 KiB, and
 /// moving replay's output that way costs about as much CPU as decoding the log. vmsplice(2)
@@ -10,12 +11,15 @@ import Foundation
 /// memory each chunk then needs cheap; otherwise, or if the kernel refuses, write(2).
 final class PipeSink {
     private let fd: Int32
+    private let destination: String
     private(set) var splicing: Bool
     /// Bytes written so far, for error messages.
     private(set) var writtenBytes = 0
 
-    init(fd: Int32) {
+    /// `destination` names the reader in errors: "the program", "standard output".
+    init(fd: Int32, destination: String) {
         self.fd = fd
+        self.destination = destination
         splicing = Self.canSplice(fd)
     }
 
@@ -37,7 +41,7 @@ final class PipeSink {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ToolFailure.damaged("writing to the program failed after \(writtenBytes) bytes: \(String(cString: strerror(errno)))")
+                throw ToolFailure.damaged("writing to \(destination) failed after \(writtenBytes) bytes: \(String(cString: strerror(errno)))")
             }
             done += n
             writtenBytes += n

@@ -11,9 +11,15 @@ import ShipLogStorage
 final class RecordStream: @unchecked Sendable {
     enum Encoding: Sendable { case jsonLines, frames }
 
+    /// A batch and the offsets of it to write.
+    private struct Part {
+        let batch: StoredBatch
+        let wanted: ClosedRange<UInt64>
+    }
+
     private struct Job {
         let number: Int
-        let batches: [StoredBatch]
+        let parts: [Part]
     }
 
     private struct Output {
@@ -22,7 +28,6 @@ final class RecordStream: @unchecked Sendable {
     }
 
     private let encoding: Encoding
-    private let wanted: ClosedRange<UInt64>
     private let sink: PipeSink
     private let pool: ChunkPool
     private let jobSectionBytes = 512 << 10
@@ -41,14 +46,14 @@ final class RecordStream: @unchecked Sendable {
     private var failure: (any Error)?
 
     // Owned by the reading thread.
-    private var pending: [StoredBatch] = []
+    private var pending: [Part] = []
     private var pendingSectionBytes = 0
 
-    init(fd: Int32, encoding: Encoding, wanted: ClosedRange<UInt64>, workers: Int) {
+    /// Writes to `fd` (`destination` names it in errors) with `workers` encoding threads.
+    init(fd: Int32, destination: String, encoding: Encoding, workers: Int) {
         precondition(workers >= 1)
         self.encoding = encoding
-        self.wanted = wanted
-        sink = PipeSink(fd: fd)
+        sink = PipeSink(fd: fd, destination: destination)
         pool = ChunkPool(hugePages: sink.splicing)
         jobsInFlightMax = 2 * workers + 2
         workersLeft = workers
@@ -56,9 +61,10 @@ final class RecordStream: @unchecked Sendable {
         Thread.detachNewThread { [self] in writeInOrder() }
     }
 
-    /// Adds a batch; throws once the stream has failed (a write or a decode).
-    func submit(_ batch: StoredBatch) throws {
-        pending.append(batch)
+    /// Adds a batch, of which the records in `wanted` are written; throws once the stream has
+    /// failed (a write or a decode).
+    func submit(_ batch: StoredBatch, wanted: ClosedRange<UInt64>) throws {
+        pending.append(Part(batch: batch, wanted: wanted))
         pendingSectionBytes += Int(batch.header.uncompressedBytes)
         if pendingSectionBytes >= jobSectionBytes { try dispatch() }
     }
@@ -79,7 +85,7 @@ final class RecordStream: @unchecked Sendable {
 
     private func dispatch() throws {
         guard !pending.isEmpty else { return }
-        let job = Job(number: dispatched, batches: pending)
+        let job = Job(number: dispatched, parts: pending)
         pending = []
         pendingSectionBytes = 0
         condition.lock()
@@ -107,7 +113,7 @@ final class RecordStream: @unchecked Sendable {
                 return
             }
             let job = queued[queuedHead]
-            queued[queuedHead] = Job(number: -1, batches: [])
+            queued[queuedHead] = Job(number: -1, parts: [])
             queuedHead += 1
             if queuedHead > 64 && queuedHead * 2 > queued.count {
                 queued.removeFirst(queuedHead)
@@ -119,7 +125,9 @@ final class RecordStream: @unchecked Sendable {
             var error: (any Error)?
             if !skip {
                 do {
-                    for batch in job.batches { try encode(batch, into: &writer, scratch: &scratch, large: &large) }
+                    for part in job.parts {
+                        try encode(part.batch, wanted: part.wanted, into: &writer, scratch: &scratch, large: &large)
+                    }
                 } catch let failure {
                     error = failure
                 }
@@ -132,7 +140,8 @@ final class RecordStream: @unchecked Sendable {
         }
     }
 
-    private func encode(_ batch: StoredBatch, into writer: inout ChunkWriter, scratch: inout [UInt8], large: inout [UInt8]) throws {
+    private func encode(_ batch: StoredBatch, wanted: ClosedRange<UInt64>, into writer: inout ChunkWriter,
+                        scratch: inout [UInt8], large: inout [UInt8]) throws {
         let header = batch.header
         switch encoding {
         case .frames where wanted.contains(header.firstOffset) && wanted.contains(header.lastOffset):

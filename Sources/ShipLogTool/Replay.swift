@@ -99,12 +99,12 @@ struct Replay: ParsableCommand {
         try process.run()
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
-        let stream = RecordStream(fd: input.fileDescriptor, encoding: frames ? .frames : .jsonLines, wanted: wanted,
-                                  workers: threads)
+        let stream = RecordStream(fd: input.fileDescriptor, destination: "the program",
+                                  encoding: frames ? .frames : .jsonLines, workers: threads)
         var failure: (any Error)?
         do {
             try filter.forEachBatch(inspector, progress: progress) { batch in
-                try stream.submit(batch)
+                try stream.submit(batch, wanted: wanted)
                 return true
             }
         } catch {

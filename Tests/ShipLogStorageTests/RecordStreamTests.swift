@@ -43,10 +43,10 @@ import Testing
             }
             return collector
         }
-        let stream = RecordStream(fd: writeFD, encoding: encoding, wanted: wanted, workers: workers)
+        let stream = RecordStream(fd: writeFD, destination: "the program", encoding: encoding, workers: workers)
         var error: (any Error)?
         do {
-            for batch in batches { try stream.submit(batch) }
+            for batch in batches { try stream.submit(batch, wanted: wanted) }
         } catch let failure {
             error = failure
         }
@@ -148,7 +148,7 @@ import Testing
         let (batches, records) = Self.makeBatches(count: 120)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         #expect(fd >= 0)
-        #expect(!PipeSink(fd: fd).splicing)
+        #expect(!PipeSink(fd: fd, destination: "a file").splicing)
         let result = Self.stream(batches, encoding: .frames, workers: 2, writeFD: fd, readFD: nil)
         #expect(result.error == nil, "\(Self.describe(result.error))")
         let matches = Self.same(Self.frames(fileBytes(path)), records)

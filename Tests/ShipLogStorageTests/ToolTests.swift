@@ -65,6 +65,15 @@ import Testing
         #expect(utf8["payload_base64"] == nil)
         #expect(utf8["payload"] as? String == String(decoding: records[13], as: UTF8.self))
         #expect(try shiplog("dump", dir.logPath, "--limit", "7").output.split(separator: "\n").count == 7)
+        #expect(try shiplog("dump", dir.logPath, "--limit", "0").output.isEmpty)
+        // A limit that ends inside a batch (batches hold 3 records), over several segments.
+        let limited = try shiplog("dump", dir.logPath, "--from", "4", "--limit", "200", "--threads", "3").output
+        let limitedLines = limited.split(separator: "\n")
+        #expect(limitedLines.count == 200)
+        for (index, line) in limitedLines.enumerated() where index % 37 == 0 || index == 199 {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            #expect(object["offset"] as? Int == 4 + index)
+        }
         #expect(try shiplog("dump", dir.logPath, "--hex", "--limit", "1").output.contains("00000000  7b 22 73 65 71"))
     }
 
