@@ -40,9 +40,13 @@ struct Dump: ParsableCommand {
         var remaining = limit
         let stream = RecordStream(fd: FileHandle.standardOutput.fileDescriptor, destination: "standard output",
                                   encoding: .jsonLines, workers: threads)
+        // A bar on a terminal that also shows the records would tangle with them.
+        let progress = Progress.make(label: "dump", totalBytes: totalSegmentBytes(inspector),
+                                     quiet: common.quiet || isatty(1) == 1)
+        defer { progress?.finish() }
         var failure: (any Error)?
         do {
-            try filter.forEachBatch(inspector, progress: nil) { batch in
+            try filter.forEachBatch(inspector, progress: progress) { batch in
                 let header = batch.header
                 let first = max(wanted.lowerBound, header.firstOffset)
                 var last = min(wanted.upperBound, header.lastOffset)
