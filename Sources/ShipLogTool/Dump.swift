@@ -20,8 +20,8 @@ struct Dump: ParsableCommand {
     @Flag(help: "A hex view instead of JSON lines.")
     var hex = false
 
-    @Option(help: "Threads that decode and encode JSON lines (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Threads that decode and encode JSON lines (default: one per core, at most 8).")
+    var threads: Int = defaultStreamThreads
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }

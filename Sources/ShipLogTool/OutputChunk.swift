@@ -41,6 +41,9 @@ final class ChunkPool: @unchecked Sendable {
 
     init(hugePages: Bool) { self.hugePages = hugePages }
 
+    /// Chunks keep their pool alive, so by now every chunk has come back.
+    deinit { drain() }
+
     func take() throws -> OutputChunk {
         if let address = spare.withLock({ $0.popLast() }) {
             return OutputChunk(base: UnsafeMutableRawPointer(bitPattern: address)!, pool: self)

@@ -1,6 +1,10 @@
 import Foundation
 import ShipLogStorage
 
+/// One encoding thread per core, up to 8: beyond that the pipe and its reader are the limit,
+/// and each thread holds a few MiB of chunks.
+let defaultStreamThreads = min(8, ProcessInfo.processInfo.activeProcessorCount)
+
 /// Streams records to a program as JSON lines or frames, decoding and encoding batches on
 /// several threads while keeping their order.
 ///

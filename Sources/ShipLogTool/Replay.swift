@@ -26,8 +26,8 @@ struct Replay: ParsableCommand {
     @Flag(help: "With --exec: length-prefixed frames instead of JSON lines.")
     var frames = false
 
-    @Option(help: "With --exec: threads that decode and encode (default: one per core).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "With --exec: threads that decode and encode (default: one per core, at most 8).")
+    var threads: Int = defaultStreamThreads
 
     func validate() throws {
         if (into == nil) == (exec == nil) { throw ValidationError("give exactly one of --into and --exec") }
