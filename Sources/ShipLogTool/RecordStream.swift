@@ -138,6 +138,7 @@ final class RecordStream: @unchecked Sendable {
             }
             let output = Output(regions: writer.takeRegions(), error: error)
             condition.lock()
+            assert(outputs[job.number] == nil && job.number >= written, "each job's output is posted once, before it is written")
             outputs[job.number] = output
             condition.broadcast()
             condition.unlock()
@@ -194,6 +195,7 @@ final class RecordStream: @unchecked Sendable {
                 return
             }
             let failed = failure != nil
+            assert(written < dispatched, "only dispatched jobs have outputs")
             condition.unlock()
 
             var error = output.error
