@@ -37,6 +37,19 @@ struct Repair: ParsableCommand {
     }
 
     func run() throws {
+        // With --apply the lock is held from before the scan to the last change, so no writer
+        // can open the log in between and make the plan stale.
+        var lock: (any FileLock)?
+        if apply {
+            do {
+                lock = try common.inspector().lock()
+            } catch LogError.directoryLocked {
+                throw ToolFailure.usage("\(common.directory) is locked by a running process; stop it first")
+            } catch let error as LogError {
+                throw ToolFailure.usage("cannot lock \(common.directory) to repair it: \(error)")
+            }
+        }
+        defer { lock?.unlock() }
         let (inspector, result) = try common.verify(label: "repair")
         var actions: [Action] = []
         var needsDataLoss = false
@@ -68,7 +81,6 @@ struct Repair: ParsableCommand {
             if common.json { printJSON(["actions": actions.map(\.description)]) }
             throw ToolFailure.damaged("dry run: nothing changed; re-run with --apply")
         }
-        guard !inspector.isLocked else { throw ToolFailure.usage("\(inspector.directory) is locked by a running process; stop it first") }
         let backup = try backUp(actions, in: inspector.directory)
         for action in actions {
             switch action {

@@ -13,8 +13,13 @@ import Testing
     static var toolPath: String { CrashTests.writerPath.replacingOccurrences(of: "ShipLogCrashWriter", with: "shiplog") }
 
     func shiplog(_ arguments: String...) throws -> Run {
+        try Self.run(Self.toolPath, arguments)
+    }
+
+    /// Runs a program to its end, collecting its exit status, standard output and errors.
+    static func run(_ executable: String, _ arguments: [String]) throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.toolPath)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
@@ -228,5 +233,53 @@ import Testing
         }
         #expect(at == framed.count)
         #expect(decoded == Array(records[4...]))
+    }
+
+    /// As root, the read-only test runs the tool as `nobody` through setpriv(1), because root
+    /// may open any file for writing and would hide the bug this test is for.
+    static let setprivPath = "/usr/bin/setpriv"
+    static var canRunAsAnotherUser: Bool { geteuid() != 0 || FileManager.default.isExecutableFile(atPath: setprivPath) }
+
+    /// Logs on read-only mounts and snapshots, or owned by another user, must still be
+    /// inspected: read-only subcommands open every file read-only. Repair, which must write,
+    /// says why it cannot.
+    @Test(.enabled(if: ToolTests.canRunAsAnotherUser, "needs /usr/bin/setpriv to drop root privileges"))
+    func readOnlySubcommandsWorkOnFilesTheUserMayOnlyRead() throws {
+        let dir = TemporaryDirectory()
+        defer {
+            _ = chmod(dir.logPath, 0o755)
+            dir.remove()
+        }
+        _ = try makeLog(dir)
+        try FileManager.default.removeItem(atPath: dir.logPath + "/" + Format.indexName(baseOffset: 0))
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.logPath) {
+            #expect(chmod(dir.logPath + "/" + name, 0o444) == 0)
+        }
+        #expect(chmod(dir.logPath, 0o555) == 0)
+        // A copy of the tool that `nobody` may run.
+        let tool = dir.path + "/shiplog"
+        try FileManager.default.copyItem(atPath: Self.toolPath, toPath: tool)
+        func run(_ arguments: String...) throws -> Run {
+            geteuid() == 0
+                ? try Self.run(Self.setprivPath, ["--reuid=65534", "--regid=65534", "--clear-groups", tool] + arguments)
+                : try Self.run(tool, arguments)
+        }
+        let verify = try run("verify", dir.logPath)
+        #expect(verify.status == 1, "a missing index is reported: \(verify.errors)")
+        #expect(verify.output.contains("missing"), "\(verify.output)")
+        #expect(try run("stats", dir.logPath).status == 0)
+        #expect(try run("dump", dir.logPath, "--limit", "5").output.split(separator: "\n").count == 5)
+        let replay = try run("replay", dir.logPath, "--exec", "wc -l")
+        #expect(replay.status == 0, "\(replay.errors)")
+        #expect(replay.output.trimmingCharacters(in: .whitespacesAndNewlines) == "300")
+        let repair = try run("repair", dir.logPath, "--apply")
+        #expect(repair.status == 2)
+        #expect(repair.errors.contains("cannot lock"), "\(repair.errors)")
+        #expect(repair.errors.contains("Permission denied"), "\(repair.errors)")
+        // A directory the user may not read at all: exit 2, naming it and the errno.
+        #expect(chmod(dir.logPath, 0o000) == 0)
+        let unreadable = try run("verify", dir.logPath)
+        #expect(unreadable.status == 2)
+        #expect(unreadable.errors.contains(dir.logPath) && unreadable.errors.contains("Permission denied"), "\(unreadable.errors)")
     }
 }

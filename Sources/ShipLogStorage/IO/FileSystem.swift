@@ -16,7 +16,11 @@ public protocol StorageFile: AnyObject, Sendable {
 }
 
 public protocol FileSystem: Sendable {
+    /// Opens for reading and writing, creating the file when `create`.
     func openFile(_ path: String, create: Bool) throws -> any StorageFile
+    /// Opens for reading only: what the recovery tool's read-only scans use, so that they
+    /// work on read-only mounts, snapshots and files the user may only read.
+    func openFileForReading(_ path: String) throws -> any StorageFile
     /// The names in a directory, unsorted.
     func contentsOfDirectory(_ path: String) throws -> [String]
     /// nil if nothing is there; true for a directory.
@@ -34,4 +38,11 @@ public protocol FileSystem: Sendable {
 
 public protocol FileLock: Sendable {
     func unlock()
+}
+
+extension FileSystem {
+    /// For file systems that do not tell the two apart (test doubles): read-write.
+    public func openFileForReading(_ path: String) throws -> any StorageFile {
+        try openFile(path, create: false)
+    }
 }

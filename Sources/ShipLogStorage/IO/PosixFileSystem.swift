@@ -19,6 +19,12 @@ public struct PosixFileSystem: FileSystem {
         return PosixFile(fd: fd, path: path)
     }
 
+    public func openFileForReading(_ path: String) throws -> any StorageFile {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw LogError.io(operation: "open", path: path, errno: errno) }
+        return PosixFile(fd: fd, path: path)
+    }
+
     public func contentsOfDirectory(_ path: String) throws -> [String] {
         guard let dir = opendir(path) else {
             throw LogError.io(operation: "opendir", path: path, errno: errno)

@@ -30,11 +30,11 @@ public struct LogInspector: Sendable {
     public func segmentPath(_ baseOffset: UInt64) -> String { files.segmentPath(baseOffset) }
     public func indexPath(_ baseOffset: UInt64) -> String { files.indexPath(baseOffset) }
 
-    /// Whether a process holds the directory's lock (a running writer).
-    public var isLocked: Bool {
-        guard let lock = try? files.fileSystem.lockFile(directory + "/" + Format.lockFileName) else { return true }
-        lock.unlock()
-        return false
+    /// Takes the directory's lock, as `SegmentLog.open` does, for a tool that is about to
+    /// change the files: throws `directoryLocked` while a writer holds it, and `io` when the
+    /// lock file cannot be opened (a read-only directory).
+    public func lock() throws -> any FileLock {
+        try files.fileSystem.lockFile(directory + "/" + Format.lockFileName)
     }
 
     /// One step of a segment scan.
@@ -50,7 +50,8 @@ public struct LogInspector: Sendable {
     /// Returns the segment's size in bytes.
     @discardableResult
     public func scan(segment baseOffset: UInt64, _ body: (ScanEvent) throws -> Void) throws -> Int64 {
-        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem)
+        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem,
+                                 readOnly: true)
         let file = try handle.file()
         let size = try file.size()
         var headerBytes = [UInt8](repeating: 0, count: Format.segmentHeaderBytes)
@@ -99,7 +100,8 @@ public struct LogInspector: Sendable {
 
     /// Rewrites a segment's index from a scan of its first `segmentBytes` (repair).
     public func rebuildIndex(segment baseOffset: UInt64, segmentBytes: Int64, intervalBytes: Int = 4096) throws {
-        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem)
+        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem,
+                                 readOnly: true)
         let index = try files.rebuildIndex(of: handle, endPosition: segmentBytes, intervalBytes: intervalBytes)
         try files.writeIndex(of: SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: segmentBytes,
                                              nextOffset: index.nextOffset, index: SparseIndex(entries: index.entries),

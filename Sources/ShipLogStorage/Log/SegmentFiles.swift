@@ -7,19 +7,22 @@ final class SegmentFile: Sendable {
     let path: String
     let baseOffset: UInt64
     private let fileSystem: any FileSystem
+    /// Opened read-only (the inspector), or read-write (the log).
+    private let readOnly: Bool
     private let opened: Mutex<(any StorageFile)?>
 
-    init(path: String, baseOffset: UInt64, fileSystem: any FileSystem, file: (any StorageFile)? = nil) {
+    init(path: String, baseOffset: UInt64, fileSystem: any FileSystem, file: (any StorageFile)? = nil, readOnly: Bool = false) {
         self.path = path
         self.baseOffset = baseOffset
         self.fileSystem = fileSystem
+        self.readOnly = readOnly
         self.opened = Mutex(file)
     }
 
     func file() throws -> any StorageFile {
         try opened.withLock { slot in
             if let file = slot { return file }
-            let file = try fileSystem.openFile(path, create: false)
+            let file = readOnly ? try fileSystem.openFileForReading(path) : try fileSystem.openFile(path, create: false)
             slot = file
             return file
         }
@@ -84,7 +87,7 @@ struct SegmentDirectory: Sendable {
 
     /// The index file of a segment if it is intact and describes exactly `segmentBytes`.
     func loadIndex(baseOffset: UInt64, segmentBytes: Int64) -> IndexFile? {
-        guard let file = try? fileSystem.openFile(indexPath(baseOffset), create: false),
+        guard let file = try? fileSystem.openFileForReading(indexPath(baseOffset)),
             let size = try? file.size(), size <= Int64(Format.indexHeaderBytes) + (segmentBytes / 8 + 1) * Int64(Format.indexEntryBytes)
         else { return nil }
         let bytes = [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in

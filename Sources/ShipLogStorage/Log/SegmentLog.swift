@@ -188,7 +188,7 @@ public final class SegmentLog: Sendable {
     }
 
     static func readWholeFile(_ path: String, fileSystem: any FileSystem) throws -> [UInt8] {
-        let file = try fileSystem.openFile(path, create: false)
+        let file = try fileSystem.openFileForReading(path)
         let size = try file.size()
         var bytes = [UInt8](repeating: 0, count: Int(size))
         let got = try bytes.withUnsafeMutableBytes { try file.read(into: $0, at: 0) }
