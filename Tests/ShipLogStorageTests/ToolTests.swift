@@ -188,6 +188,55 @@ import Testing
         #expect(try shiplog("frobnicate", dir.path).status == 2)
     }
 
+    /// A log with no records is healthy and empty to every subcommand; a log written by a
+    /// newer format version is refused with the version named (exit 2), whether the directory
+    /// says so or one segment does.
+    @Test func emptyLogsAndUnknownVersions() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try SegmentLog.open(directory: dir.logPath, options: smallOptions()).close()
+        #expect(try shiplog("verify", dir.logPath).status == 0)
+        let stats = try JSONSerialization.jsonObject(with: Data(try shiplog("stats", dir.logPath, "--json").output.utf8)) as! [String: Any]
+        #expect(stats["records"] as? Int == 0)
+        let dump = try shiplog("dump", dir.logPath)
+        #expect(dump.status == 0 && dump.output.isEmpty)
+        let count = try shiplog("replay", dir.logPath, "--exec", "wc -l")
+        #expect(count.status == 0 && count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+        #expect(try shiplog("replay", dir.logPath, "--into", dir.path + "/copy").status == 0)
+        #expect(try shiplog("verify", dir.path + "/copy").status == 0)
+
+        let newer = TemporaryDirectory()
+        defer { newer.remove() }
+        _ = try makeLog(newer)
+        // The directory's identity file from a future version 2, checksum and all.
+        var identity = [UInt8](repeating: 0, count: Format.directoryFileBytes)
+        identity.withUnsafeMutableBytes { out in
+            out.copyBytes(from: Format.directoryMagic)
+            out.setLittleEndian(UInt32(2), at: 8)
+            out.setLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: out[0..<12])), at: 12)
+        }
+        let identityPath = newer.logPath + "/" + Format.directoryFileName
+        let original = fileBytes(identityPath)
+        writeFileBytes(identityPath, identity)
+        for subcommand in ["verify", "dump", "stats", "repair", "replay"] {
+            let run = subcommand == "replay" ? try shiplog(subcommand, newer.logPath, "--exec", "cat") : try shiplog(subcommand, newer.logPath)
+            #expect(run.status == 2, "\(subcommand)")
+            #expect(run.errors.contains("version 2"), "\(subcommand): \(run.errors)")
+        }
+        writeFileBytes(identityPath, original)
+        // One sealed segment from version 2: verify names the file.
+        let segment = newer.logPath + "/" + segmentFiles(newer.logPath)[1]
+        var bytes = fileBytes(segment)
+        bytes.withUnsafeMutableBytes { header in
+            header.setLittleEndian(UInt32(2), at: 8)
+            header.setLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[0..<28])), at: 28)
+        }
+        writeFileBytes(segment, bytes)
+        let verify = try shiplog("verify", newer.logPath)
+        #expect(verify.status == 2, "a file this version cannot read: \(verify.errors)")
+        #expect(verify.errors.contains(segment) && verify.errors.contains("version 2"), "\(verify.errors)")
+    }
+
     @Test func aLockedLogCanBeReadButNotRepaired() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
