@@ -35,12 +35,7 @@ import Testing
         defer { dir.remove() }
         do { _ = try SegmentLog.open(directory: dir.logPath) }
         let segment = dir.logPath + "/" + segmentFiles(dir.logPath)[0]
-        var bytes = fileBytes(segment)
-        bytes.withUnsafeMutableBytes { raw in
-            raw.setLittleEndian(UInt32(7), at: 8)
-            raw.setLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<28])), at: 28)
-        }
-        writeFileBytes(segment, bytes)
+        setSegmentFormatVersion(7, of: segment)
         #expect(throws: LogError.unsupportedFormatVersion(file: segment, version: 7)) { try SegmentLog.open(directory: dir.logPath) }
     }
 

@@ -36,6 +36,17 @@ func segmentFiles(_ directory: String) -> [String] {
 
 func fileBytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }
 
+/// Rewrites a segment file's header as a future format `version` would write it, checksum
+/// included, so readers must refuse it for its version rather than as damage.
+func setSegmentFormatVersion(_ version: UInt32, of segment: String) {
+    var bytes = fileBytes(segment)
+    bytes.withUnsafeMutableBytes { header in
+        header.setLittleEndian(version, at: 8)
+        header.setLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[0..<28])), at: 28)
+    }
+    writeFileBytes(segment, bytes)
+}
+
 func writeFileBytes(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 /// A file system whose writes and syncs fail on demand, the way raft-wal's tests inject

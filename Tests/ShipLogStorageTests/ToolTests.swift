@@ -226,12 +226,7 @@ import Testing
         writeFileBytes(identityPath, original)
         // One sealed segment from version 2: verify names the file.
         let segment = newer.logPath + "/" + segmentFiles(newer.logPath)[1]
-        var bytes = fileBytes(segment)
-        bytes.withUnsafeMutableBytes { header in
-            header.setLittleEndian(UInt32(2), at: 8)
-            header.setLittleEndian(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: header[0..<28])), at: 28)
-        }
-        writeFileBytes(segment, bytes)
+        setSegmentFormatVersion(2, of: segment)
         let verify = try shiplog("verify", newer.logPath)
         #expect(verify.status == 2, "a file this version cannot read: \(verify.errors)")
         #expect(verify.errors.contains(segment) && verify.errors.contains("version 2"), "\(verify.errors)")
