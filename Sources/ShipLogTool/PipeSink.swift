@@ -41,7 +41,9 @@ final class PipeSink {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ToolFailure.damaged("writing to \(destination) failed after \(writtenBytes) bytes: \(String(cString: strerror(errno)))")
+                let code = errno
+                let why = code == EPIPE ? " (it closed its input)" : ""
+                throw ToolFailure.damaged("writing to \(destination) failed after \(writtenBytes) bytes: \(String(cString: strerror(code)))\(why)")
             }
             done += n
             writtenBytes += n

@@ -99,7 +99,7 @@ struct Replay: ParsableCommand {
         try process.run()
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
-        let stream = RecordStream(fd: input.fileDescriptor, destination: "the program",
+        let stream = RecordStream(fd: input.fileDescriptor, destination: "'\(command)'",
                                   encoding: frames ? .frames : .jsonLines, workers: threads)
         var failure: (any Error)?
         do {
