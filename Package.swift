@@ -71,6 +71,7 @@ let package = Package(
             name: "ShipLogStorageTests",
             dependencies: [
                 "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
     ]

@@ -1,12 +1,22 @@
 import Foundation
+import Logging
 import Synchronization
 @testable import ShipLogStorage
+
+/// The tests damage logs on purpose, hundreds of times; the library's recovery warnings
+/// about it would bury the output of a real failure, so only errors are printed.
+private let quietLogging: Void = LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .error
+    return handler
+}
 
 /// A fresh directory under the system temporary folder, removed by `remove()`.
 struct TemporaryDirectory {
     let path: String
 
     init() {
+        _ = quietLogging  // before any log is opened, so before the library's logger exists
         path = NSTemporaryDirectory() + "shiplog-test-" + UUID().uuidString
     }
 
