@@ -43,4 +43,36 @@ import Testing
             }
         }
     }
+
+    /// `dataRanges` may leave out only bytes that read as zero: holes and never-written
+    /// preallocated space. Checked on sparse files with data written at random places.
+    @Test func dataRangesCoverEveryNonZeroByte() async {
+        let write = Gen.int(in: 0...(1 << 20)).array(of: 0...6)
+        await propertyCheck(count: 25, input: write, Gen.int(in: 0...(1 << 20)), Gen.int(in: 0...1)) { starts, from, preallocate in
+            let dir = TemporaryDirectory()
+            defer { dir.remove() }
+            do {
+                try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
+                let fs = PosixFileSystem()
+                let file = try fs.openFile(dir.path + "/sparse", create: true)
+                if preallocate == 1 { try file.preallocate(to: 1 << 20) } else { try file.truncate(to: 1 << 20) }
+                for start in starts {
+                    try [UInt8](repeating: 0xA5, count: 100).withUnsafeBytes { try file.write($0, at: Int64(start)) }
+                }
+                let size = try file.size()
+                let ranges = try file.dataRanges(from: Int64(from))
+                for (earlier, later) in zip(ranges, ranges.dropFirst()) { #expect(earlier.upperBound <= later.lowerBound) }
+                #expect(ranges.allSatisfy { $0.lowerBound >= Int64(from) && $0.upperBound <= size })
+                let bytes = fileBytes(dir.path + "/sparse")
+                for (index, byte) in bytes.enumerated() where byte != 0 && index >= from {
+                    if !ranges.contains(where: { $0.contains(Int64(index)) }) {
+                        Issue.record("non-zero byte \(index) outside \(ranges)")
+                        break
+                    }
+                }
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
 }

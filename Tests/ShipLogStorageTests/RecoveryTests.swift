@@ -6,8 +6,9 @@ import Testing
 @Suite struct RecoveryTests {
     /// Writes `count` single-record batches and abandons the handle without a clean close.
     /// Returns the last segment's path and each batch's start position in it.
-    func writeUncleanLog(_ dir: TemporaryDirectory, count: Int, recovery: RecoveryMode = .tolerateCorruptTail) throws -> (String, [Int64]) {
-        var options = smallOptions(segmentBytes: 1 << 20)
+    func writeUncleanLog(_ dir: TemporaryDirectory, count: Int, recovery: RecoveryMode = .tolerateCorruptTail,
+                         segmentBytes: Int = 1 << 20) throws -> (String, [Int64]) {
+        var options = smallOptions(segmentBytes: segmentBytes)
         options.recovery = recovery
         var positions: [Int64] = []
         var position = Int64(Format.segmentHeaderBytes)
@@ -22,8 +23,8 @@ import Testing
         return (dir.logPath + "/" + segmentFiles(dir.logPath).last!, positions + [position])
     }
 
-    func reopen(_ dir: TemporaryDirectory, recovery: RecoveryMode = .tolerateCorruptTail) throws -> SegmentLog {
-        var options = smallOptions(segmentBytes: 1 << 20)
+    func reopen(_ dir: TemporaryDirectory, recovery: RecoveryMode = .tolerateCorruptTail, segmentBytes: Int = 1 << 20) throws -> SegmentLog {
+        var options = smallOptions(segmentBytes: segmentBytes)
         options.recovery = recovery
         return try SegmentLog.open(directory: dir.logPath, options: options)
     }
@@ -38,6 +39,43 @@ import Testing
         #expect(log.recoveryReport.droppedBytes == 0)
         #expect(log.recoveryReport.truncatedFile == nil)
         #expect(try allRecords(log) == (0..<5).map { makeRecord($0) })
+    }
+
+    /// Writes `bytes` at `position` in place, leaving the rest of the file (and its holes and
+    /// never-written preallocated space) as it is. Then drops the file's pages from the page
+    /// cache: zero pages cached from reading never-written space count as data to SEEK_DATA,
+    /// as they would not after the reboot that follows a real crash.
+    func writeInPlace(_ path: String, _ bytes: [UInt8], at position: Int64) {
+        let fd = open(path, O_RDWR)
+        defer { close(fd) }
+        #expect(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(position)) } == bytes.count)
+        #expect(fdatasync(fd) == 0)
+        #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+    }
+
+    /// Recovery reads only the parts of the preallocated tail that may hold data (SEEK_DATA),
+    /// so it must still find an intact batch, or a stray byte, far out in otherwise
+    /// never-written space: here 6 and 7 MiB into an 8 MiB segment, past the 1 MiB the
+    /// scanner itself reads ahead.
+    @Test func dataFarPastTheEndIsFoundAcrossNeverWrittenSpace() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let segmentBytes = 8 << 20
+        let (segment, positions) = try writeUncleanLog(dir, count: 3, segmentBytes: segmentBytes)
+        let original = fileBytes(segment)
+        let lastBatch = Array(original[Int(positions[2])..<Int(positions[3])])
+        // The last batch torn away, and an intact copy of it 6 MiB out.
+        writeInPlace(segment, [UInt8](repeating: 0, count: lastBatch.count), at: positions[2])
+        writeInPlace(segment, lastBatch, at: 6 << 20)
+        #expect(throws: LogError.self, "intact data after the damage is corruption, not a torn tail") {
+            try reopen(dir, segmentBytes: segmentBytes)
+        }
+        // Only a stray non-zero byte out there: a torn tail whose dropped bytes reach it.
+        writeInPlace(segment, [UInt8](repeating: 0, count: lastBatch.count), at: 6 << 20)
+        writeInPlace(segment, [7], at: 7 << 20)
+        let log = try reopen(dir, segmentBytes: segmentBytes)
+        #expect(try allRecords(log) == (0..<2).map { makeRecord($0) })
+        #expect(log.recoveryReport.droppedBytes == (7 << 20) + 1 - positions[2])
     }
 
     @Test func truncatingTheLastBatchAtEveryByteKeepsExactlyTheValidPrefix() throws {

@@ -13,6 +13,18 @@ public protocol StorageFile: AnyObject, Sendable {
     /// Reserves space up to `bytes` so later writes neither grow the file nor hit ENOSPC.
     func preallocate(to bytes: Int64) throws
     func size() throws -> Int64
+    /// The byte ranges from `position` to the end of the file that may hold data, in order.
+    /// Everything outside them reads as zeroes: holes, and space preallocated but never
+    /// written, which file systems that know (SEEK_DATA) leave out.
+    func dataRanges(from position: Int64) throws -> [Range<Int64>]
+}
+
+extension StorageFile {
+    /// For files that know nothing of holes: all of the rest may hold data.
+    public func dataRanges(from position: Int64) throws -> [Range<Int64>] {
+        let size = try size()
+        return position < size ? [position..<size] : []
+    }
 }
 
 public protocol FileSystem: Sendable {

@@ -102,15 +102,27 @@ struct SegmentScanner {
     /// after `position`, and the last non-zero byte. Used to tell a torn tail (nothing
     /// after) from corruption in the middle (intact data after).
     static func probeAfter(file: any StorageFile, position: Int64) throws -> (intactBatchAt: Int64?, lastNonZero: Int64?) {
-        let size = try file.size()
-        guard position < size else { return (nil, nil) }
-        let bytes = [UInt8](unsafeUninitializedCapacity: Int(size - position)) { buffer, count in
-            count = (try? file.read(into: UnsafeMutableRawBufferPointer(buffer), at: position)) ?? 0
-        }
-        let lastNonZero = bytes.lastIndex(where: { $0 != 0 }).map { position + Int64($0) }
+        // Holes read as zeroes, so only the ranges that may hold data are read. A batch is
+        // written whole, so it lies inside one of them.
+        var lastNonZero: Int64?
         var intact: Int64?
+        for range in try file.dataRanges(from: position) {
+            let bytes = [UInt8](unsafeUninitializedCapacity: Int(range.count)) { buffer, count in
+                count = (try? file.read(into: UnsafeMutableRawBufferPointer(buffer), at: range.lowerBound)) ?? 0
+            }
+            if let last = bytes.lastIndex(where: { $0 != 0 }) { lastNonZero = range.lowerBound + Int64(last) }
+            // Not at `position` itself: that is the invalid batch being looked past.
+            if intact == nil, let found = firstIntactBatch(in: bytes, from: range.lowerBound == position ? 1 : 0) {
+                intact = range.lowerBound + Int64(found)
+            }
+        }
+        return (intact, lastNonZero)
+    }
+
+    /// The index of the first intact batch (magic, valid header, matching CRC) at or after `start`.
+    private static func firstIntactBatch(in bytes: [UInt8], from start: Int) -> Int? {
         let magic = withUnsafeBytes(of: Format.batchMagic.littleEndian) { Array($0) }
-        var i = 1
+        var i = start
         while i + Format.batchHeaderBytes <= bytes.count {
             if bytes[i] == magic[0] && bytes[i + 1] == magic[1] && bytes[i + 2] == magic[2] && bytes[i + 3] == magic[3] {
                 let candidate = bytes.withUnsafeBytes { raw -> Bool in
@@ -120,10 +132,10 @@ struct SegmentScanner {
                     return BatchHeader.checksum(header: UnsafeRawBufferPointer(rebasing: raw[i...]),
                                                 payload: UnsafeRawBufferPointer(rebasing: raw[(i + Format.batchHeaderBytes)..<(i + h.totalBytes)])) == h.crc
                 }
-                if candidate { intact = position + Int64(i); break }
+                if candidate { return i }
             }
             i += 1
         }
-        return (intact, lastNonZero)
+        return nil
     }
 }
