@@ -20,12 +20,10 @@ struct Dump: ParsableCommand {
     @Flag(help: "A hex view instead of JSON lines.")
     var hex = false
 
-    @Option(help: "Threads that decode and encode JSON lines (default: one per core, at most 8).")
-    var threads: Int = defaultStreamThreads
+    @OptionGroup var streamOptions: StreamOptions
 
     func validate() throws {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
-        if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }
     }
 
     func run() throws {
@@ -39,13 +37,12 @@ struct Dump: ParsableCommand {
         let wanted = filter.offsets
         var remaining = limit
         let stream = RecordStream(fd: FileHandle.standardOutput.fileDescriptor, destination: "standard output",
-                                  encoding: .jsonLines, workers: threads)
+                                  encoding: .jsonLines, workers: streamOptions.threads)
         // A bar on a terminal that also shows the records would tangle with them.
         let progress = Progress.make(label: "dump", totalBytes: totalSegmentBytes(inspector),
                                      quiet: common.quiet || isatty(1) == 1)
         defer { progress?.finish() }
-        var failure: (any Error)?
-        do {
+        try stream.deliver {
             try filter.forEachBatch(inspector, progress: progress) { batch in
                 let header = batch.header
                 let first = max(wanted.lowerBound, header.firstOffset)
@@ -58,12 +55,7 @@ struct Dump: ParsableCommand {
                 try stream.submit(batch, wanted: first...last)
                 return remaining != 0
             }
-        } catch {
-            failure = error
         }
-        // Everything before damage is printed before the damage is reported.
-        do { try stream.finish() } catch { failure = failure ?? error }
-        if let failure { throw failure }
     }
 
     private func dumpHex(_ inspector: LogInspector) throws {

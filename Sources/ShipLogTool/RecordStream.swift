@@ -1,9 +1,18 @@
+import ArgumentParser
 import Foundation
 import ShipLogStorage
 
-/// One encoding thread per core, up to 8: beyond that the pipe and its reader are the limit,
-/// and each thread holds a few MiB of chunks.
-let defaultStreamThreads = min(8, ProcessInfo.processInfo.activeProcessorCount)
+/// The `--threads` option of the subcommands that stream records.
+struct StreamOptions: ParsableArguments {
+    /// One encoding thread per core, up to 8: beyond that the pipe and its reader are the
+    /// limit, and each thread holds a few MiB of chunks.
+    @Option(help: "Threads that decode and encode the streamed records (default: one per core, at most 8).")
+    var threads: Int = min(8, ProcessInfo.processInfo.activeProcessorCount)
+
+    func validate() throws {
+        if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }
+    }
+}
 
 /// Streams records to a program as JSON lines or frames, decoding and encoding batches on
 /// several threads while keeping their order.
@@ -71,6 +80,16 @@ final class RecordStream: @unchecked Sendable {
         pending.append(Part(batch: batch, wanted: wanted))
         pendingSectionBytes += Int(batch.header.uncompressedBytes)
         if pendingSectionBytes >= jobSectionBytes { try dispatch() }
+    }
+
+    /// Runs `feed`, which submits batches, then finishes the stream: everything submitted
+    /// before a failure (damage `feed` ran into, or the stream's own) is written before the
+    /// first failure is thrown.
+    func deliver(_ feed: () throws -> Void) throws {
+        var failure: (any Error)?
+        do { try feed() } catch { failure = error }
+        do { try finish() } catch { failure = failure ?? error }
+        if let failure { throw failure }
     }
 
     /// Sends what is left and waits until everything is written or the stream failed.

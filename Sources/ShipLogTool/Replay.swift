@@ -26,12 +26,10 @@ struct Replay: ParsableCommand {
     @Flag(help: "With --exec: length-prefixed frames instead of JSON lines.")
     var frames = false
 
-    @Option(help: "With --exec: threads that decode and encode (default: one per core, at most 8).")
-    var threads: Int = defaultStreamThreads
+    @OptionGroup var streamOptions: StreamOptions
 
     func validate() throws {
         if (into == nil) == (exec == nil) { throw ValidationError("give exactly one of --into and --exec") }
-        if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }
     }
 
     func run() throws {
@@ -88,7 +86,6 @@ struct Replay: ParsableCommand {
 
     private func replay(_ inspector: LogInspector, exec command: String, progress: Progress?) throws {
         let wanted = filter.offsets
-        let frames = self.frames
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -100,21 +97,20 @@ struct Replay: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let input = pipe.fileHandleForWriting
         let stream = RecordStream(fd: input.fileDescriptor, destination: "'\(command)'",
-                                  encoding: frames ? .frames : .jsonLines, workers: threads)
-        var failure: (any Error)?
+                                  encoding: frames ? .frames : .jsonLines, workers: streamOptions.threads)
         do {
-            try filter.forEachBatch(inspector, progress: progress) { batch in
-                try stream.submit(batch, wanted: wanted)
-                return true
+            // The program sees the end of its input and is waited for, whatever happened.
+            defer {
+                try? input.close()
+                process.waitUntilExit()
             }
-        } catch {
-            failure = error
+            try stream.deliver {
+                try filter.forEachBatch(inspector, progress: progress) { batch in
+                    try stream.submit(batch, wanted: wanted)
+                    return true
+                }
+            }
         }
-        // Everything before damage is delivered before the damage is reported.
-        do { try stream.finish() } catch { failure = failure ?? error }
-        try? input.close()
-        process.waitUntilExit()
-        if let failure { throw failure }
         guard process.terminationStatus == 0 else {
             throw ToolFailure.damaged("'\(command)' exited with status \(process.terminationStatus)")
         }
