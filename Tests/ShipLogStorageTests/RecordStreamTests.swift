@@ -218,7 +218,12 @@ import Testing
         let made = Self.makeBatches(count: 40)
         var batches = made.batches
         let records = made.records
-        let bad = batches[25]
+        // A batch from the second half whose header can claim one record more and still pass
+        // the header's own checks (each record takes at least its 4-byte length).
+        let index = (20..<batches.count).first {
+            batches[$0].header.uncompressedBytes >= 4 * (batches[$0].header.recordCount + 1)
+        }!
+        let bad = batches[index]
         var bytes = bad.bytes
         bytes.withUnsafeMutableBytes { raw in
             raw.setLittleEndian(bad.header.recordCount + 1, at: 12)
@@ -226,7 +231,7 @@ import Testing
                                            payload: UnsafeRawBufferPointer(rebasing: raw[Format.batchHeaderBytes...]))
             raw.setLittleEndian(crc, at: 4)
         }
-        batches[25] = try StoredBatch(bytes: bytes)
+        batches[index] = try StoredBatch(bytes: bytes)
         let pipe = Self.pipeFDs()
         let result = Self.stream(batches, encoding: .jsonLines, workers: 3, writeFD: pipe.write, readFD: pipe.read)
         let delivered = try Self.jsonPayloads(result.output, firstOffset: 0)
