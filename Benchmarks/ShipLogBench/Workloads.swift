@@ -94,8 +94,8 @@ final class Workloads {
         report(name, "records_per_s_raw", n / rawSeconds, "records/s", "plain-write-per-batch", n / batchWriteSeconds)
         report(name, "MB_per_s_raw", inputBytes / rawSeconds / 1e6, "MB/s", "plain-write-1MiB", inputBytes / writeSeconds / 1e6)
 
-        // Durability.none buffers in the process and writes 1 MiB at a time, like the baseline.
-        let bufferedLog = try SegmentLog.open(directory: logPath(name + "-none"), options: options(.none, .none))
+        // Durability.buffered buffers in the process and writes 1 MiB at a time, like the baseline.
+        let bufferedLog = try SegmentLog.open(directory: logPath(name + "-none"), options: options(.none, .buffered))
         let bufferedSeconds = try measure { for batch in batches { try bufferedLog.append(batch) } }
         try bufferedLog.close()
         try? FileManager.default.removeItem(atPath: logPath(name + "-none"))
@@ -225,7 +225,7 @@ final class Workloads {
         let path = logPath("tool-log")
         if !(keepLogs && FileManager.default.fileExists(atPath: path + "/SHIPLOG")) {
             let pool = batches(try records(bytes: payloadRecordBytes ?? 128, count: 64 * 1024))
-            let log = try SegmentLog.open(directory: path, options: options(.lz4, .none))
+            let log = try SegmentLog.open(directory: path, options: options(.lz4, .buffered))
             var i = 0
             while log.totalBytes < 1 << 30 {
                 try log.append(pool[i % pool.count])

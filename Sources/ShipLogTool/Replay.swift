@@ -46,7 +46,7 @@ struct Replay: ParsableCommand {
         }
         var options = LogOptions()
         options.initialOffset = filter.from ?? inspector.segmentBaseOffsets.first ?? 0
-        options.durability = .none
+        options.durability = .buffered
         let target = try SegmentLog.open(directory: into, options: options)
         var copied = 0
         var scratch: [UInt8] = []

@@ -68,7 +68,7 @@ import Testing
         fs.faults.withLock { $0.failSyncs = false }
         // Never retry and pretend: every later write is refused even though fsync works again.
         #expect(throws: LogError.self) { try log.append(makeRecord(3), durability: .fsync) }
-        #expect(throws: LogError.self) { try log.append(makeRecord(3), durability: .none) }
+        #expect(throws: LogError.self) { try log.append(makeRecord(3), durability: .buffered) }
         #expect(log.nextOffset == 1, "in-memory state is back at the last durable point")
         #expect(try allRecords(log) == [makeRecord(0)])
     }

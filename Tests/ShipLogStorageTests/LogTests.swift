@@ -4,7 +4,7 @@ import Testing
 @testable import ShipLogStorage
 
 @Suite struct LogTests {
-    @Test(arguments: [CompressionCodec.none, .lz4], [Durability.none, .os, .fsync])
+    @Test(arguments: [CompressionCodec.none, .lz4], [Durability.buffered, .os, .fsync])
     func appendedRecordsReadBackAfterReopen(codec: CompressionCodec, durability: Durability) throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -185,7 +185,7 @@ import Testing
             return seen
         }
         try await Task.sleep(for: .milliseconds(50))
-        for n in 2..<10 { try log.append(makeRecord(n), durability: n % 2 == 0 ? Durability.none : .os) }
+        for n in 2..<10 { try log.append(makeRecord(n), durability: n % 2 == 0 ? Durability.buffered : .os) }
         #expect(try await reader.value == [0] + Array(2..<10))
         let closing = Task { () -> Int in
             var count = 0

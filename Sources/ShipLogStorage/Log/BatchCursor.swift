@@ -1,6 +1,10 @@
 /// Reads stored batches in offset order from some offset on, across segments, through a
 /// buffered scanner. The first batch returned is the one holding the starting offset.
 /// It stops (returns nil) at the log's current end; call `next()` again later for more.
+///
+/// A cursor never mixes the log before and after a `truncate`: when one removes records
+/// it has already returned (or the offset it waits at), `next()` throws
+/// `LogError.truncated` naming where the log was cut, so a consumer knows to resync.
 public struct BatchCursor {
     let log: SegmentLog
     /// The offset the next returned batch must hold.
@@ -9,15 +13,35 @@ public struct BatchCursor {
     private var segmentBase: UInt64 = 0
     private var limit: Int64 = 0
     private let bufferBytes: Int
+    /// The truncations this cursor has accounted for (`SegmentLog.truncationGeneration`).
+    private var generation: UInt64
 
     init(log: SegmentLog, from offset: UInt64, bufferBytes: Int) {
         self.log = log
         self.nextOffset = offset
         self.bufferBytes = bufferBytes
+        self.generation = log.truncationGeneration.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Accounts for truncations since the last check. The generation is bumped before a
+    /// truncation touches a file, so when it is unchanged after a read, the bytes read
+    /// predate any truncation. Returns the lowest offset a new truncation removed, having
+    /// dropped the scanner (its buffer may hold bytes from before the cut); throws when that
+    /// offset is below what this cursor has returned.
+    private mutating func newTruncationPoint() throws -> UInt64? {
+        let now = log.truncationGeneration.load(ordering: .sequentiallyConsistent)
+        guard now != generation else { return nil }
+        let lowest = log.lowestTruncation(since: generation) ?? UInt64.max
+        generation = now
+        scanner = nil
+        limit = 0
+        if lowest < nextOffset { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: lowest) }
+        return lowest
     }
 
     public mutating func next() throws -> StoredBatch? {
         while true {
+            _ = try newTruncationPoint()
             if scanner == nil {
                 guard let place = try log.locate(nextOffset) else { return nil }
                 if place.segment.baseOffset == segmentBase, place.limit == limit, place.start >= limit { return nil }
@@ -30,6 +54,8 @@ public struct BatchCursor {
             case .batch(let batch, let position):
                 let header = batch.header
                 if header.nextOffset <= nextOffset { continue }
+                // Read after a cut inside it: read it again as it is now.
+                if let cut = try newTruncationPoint(), cut < header.nextOffset { continue }
                 guard header.firstOffset <= nextOffset else {
                     throw LogError.corruption(file: scanner!.file.path, position: position, offset: header.firstOffset,
                                               reason: "offset gap: expected a batch holding \(nextOffset)")
@@ -41,6 +67,7 @@ public struct BatchCursor {
                 let file = scanner!.file.path
                 scanner = nil
                 if position < limit {
+                    if try newTruncationPoint() != nil { continue }
                     throw LogError.corruption(file: file, position: position, offset: nextOffset,
                                               reason: "zeroes inside the log's valid range")
                 }
@@ -48,7 +75,9 @@ public struct BatchCursor {
                     return nil
                 }
             case .invalid(let position, let reason):
-                throw LogError.corruption(file: scanner!.file.path, position: position, offset: nextOffset, reason: reason)
+                let file = scanner!.file.path
+                if try newTruncationPoint() != nil { continue }
+                throw LogError.corruption(file: file, position: position, offset: nextOffset, reason: reason)
             }
         }
     }
@@ -64,15 +93,15 @@ extension SegmentLog {
     /// Where a scan for `offset` starts and how far it may read; nil at or past the end.
     /// Flushes the in-process buffer when the reader needs bytes still in it.
     func locate(_ offset: UInt64) throws -> Place? {
-        let found: (SegmentInfo, Int, Int64)? = try state.withLock { state in
-            if offset >= state.nextOffset { return nil }
+        enum Found { case end, needsFlush, segment(SegmentInfo, Int, Int64) }
+        let found: Found = try state.withLock { state in
+            if state.isClosed { throw LogError.closed }
+            if offset >= state.nextOffset { return .end }
             guard offset >= state.firstOffset else {
                 throw LogError.offsetOutOfRange(requested: offset, firstOffset: state.firstOffset, nextOffset: state.nextOffset)
             }
-            if offset >= state.flushedNextOffset {
-                try checkWritable(state)
-                try flushPending(&state)
-            }
+            // Only the writer may flush; the reader asks for it through the queue.
+            if offset >= state.flushedNextOffset { return .needsFlush }
             var low = 0
             var high = state.segments.count - 1
             while low < high {
@@ -80,9 +109,15 @@ extension SegmentLog {
                 if state.segments[mid].baseOffset <= offset { low = mid } else { high = mid - 1 }
             }
             let isActive = low == state.segments.count - 1
-            return (state.segments[low], low, isActive ? state.flushedPosition : state.segments[low].endPosition)
+            return .segment(state.segments[low], low, isActive ? state.flushedPosition : state.segments[low].endPosition)
         }
-        guard let (found0, slot, limit0) = found else { return nil }
+        guard case .segment(let found0, let slot, let limit0) = found else {
+            if case .needsFlush = found {
+                try flush()
+                return try locate(offset)
+            }
+            return nil
+        }
         var segment = found0
         var limit = limit0
         if segment.index == nil {

@@ -23,6 +23,10 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A stored batch handed to `append(storedBatch:)` does not continue the log.
     case nonContiguousBatch(expectedOffset: UInt64, batchOffset: UInt64)
     case offsetOutOfRange(requested: UInt64, firstOffset: UInt64, nextOffset: UInt64)
+    /// A `truncate` removed records a reader (cursor, tail) had already read, or the offset it
+    /// was waiting at: the log now ends, or continues with other records, from `newNextOffset`.
+    /// The reader must resync from there (a follower truncates its own copy to match).
+    case truncated(readerOffset: UInt64, newNextOffset: UInt64)
     /// A system call failed; `errno` says why (ENOSPC: the disk is full).
     case io(operation: String, path: String, errno: Int32)
     /// An fsync failed earlier: the kernel may have dropped dirty pages, so the log refuses
@@ -54,6 +58,9 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
             return "stored batch starts at offset \(got), the log's next offset is \(expected)"
         case .offsetOutOfRange(let requested, let first, let next):
             return "offset \(requested) is outside the log [\(first), \(next))"
+        case .truncated(let readerOffset, let newNextOffset):
+            return "the log was truncated to end at offset \(newNextOffset) while a reader was at offset \(readerOffset);"
+                + " records from \(newNextOffset) on that it read are gone: resync from \(newNextOffset)"
         case .io(let operation, let path, let errno):
             return "\(operation) failed on \(path): \(String(cString: strerror(errno))) (errno \(errno))"
         case .failed(let cause):

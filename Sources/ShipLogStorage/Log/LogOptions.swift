@@ -2,7 +2,8 @@
 public enum Durability: Int, Sendable, Comparable, CaseIterable {
     /// In this process's buffer: lost if the process dies. Flushed to the kernel when the
     /// buffer fills, by a stronger append, a read that needs it, `flush()` or `close()`.
-    case none = 0
+    /// (Named `buffered`, not `none`: with an optional parameter `.none` would mean nil.)
+    case buffered = 0
     /// Written to the kernel: survives the process dying, not the machine.
     case os = 1
     /// On disk (fdatasync): survives power loss. Concurrent appends share one fdatasync.
@@ -36,7 +37,7 @@ public struct LogOptions: Sendable {
     /// The default durability of an append; each append may ask for more or less.
     public var durability: Durability = .os
     public var recovery: RecoveryMode = .tolerateCorruptTail
-    /// Size of the in-process buffer behind `Durability.none`.
+    /// Size of the in-process buffer behind `Durability.buffered`.
     public var processBufferBytes: Int = 1 << 20
     /// Reserve each segment's full size when it is created, so fsync'd appends overwrite
     /// allocated blocks instead of growing the file (format.md §8 explains why zeroes are safe).

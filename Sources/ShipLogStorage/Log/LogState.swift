@@ -10,10 +10,20 @@ struct LogState: Sendable {
     var durablePosition: Int64
     var durableNextOffset: UInt64
     var lastEpoch: UInt64
-    var syncInProgress = false
+    /// Appends and exclusive operations in arrival order. The head leads the next write group.
+    var writeQueue: [LogRequest] = []
+    /// A write group's leader is writing outside the mutex; it alone may change the log's end.
+    var writerBusy = false
+    /// A group-commit fdatasync is running outside the mutex.
+    var syncBusy = false
+    /// Written `.fsync` appends (and `sync()` calls) not yet durable. Only requests whose
+    /// target is past `durableNextOffset` are here: whoever advances it finishes the rest.
+    var durabilityWaiters: [LogRequest] = []
     /// fdatasync calls made by group commit, for observing how well appends share them.
     var groupCommitSyncs: UInt64 = 0
-    var syncWaiters: [SyncWaiter] = []
+    /// Recent truncations (generation, first offset removed), so a reader can tell whether one
+    /// removed records it had already read; see `BatchCursor`.
+    var truncations: [(generation: UInt64, keepNext: UInt64)] = []
     var tailWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     var nextTailWaiterID = 0
     /// Set by a failed fsync: every later write is refused.
@@ -47,6 +57,36 @@ struct LogState: Sendable {
         assert(durablePosition <= flushedPosition && flushedPosition <= active.endPosition)
         assert(Int64(pending.count) == active.endPosition - flushedPosition)
         for i in 1..<segments.count { assert(segments[i - 1].nextOffset == segments[i].baseOffset) }
+    }
+
+    /// Wakes whoever may now proceed: the head of the write queue when no writer is busy, and
+    /// one durability waiter when no fdatasync is running and no exclusive operation waits
+    /// for syncs to stop. Called after every change that could unblock someone; waking a
+    /// request that cannot proceed only costs it a re-check.
+    mutating func kick(_ wakeups: inout Wakeups) {
+        if !writerBusy, let head = writeQueue.first { wakeups.add(head) }
+        let exclusiveWaits = writeQueue.first?.isExclusive ?? false
+        if !syncBusy, !exclusiveWaits, !durabilityWaiters.isEmpty,
+            !durabilityWaiters.contains(where: { !$0.isSleeping }) {
+            wakeups.add(durabilityWaiters[0])
+        }
+    }
+
+    /// Finishes the durability waiters that `durableNextOffset` now covers, or all of them
+    /// with the failure once the log has failed.
+    mutating func finishDurableWaiters(_ wakeups: inout Wakeups) {
+        durabilityWaiters.removeAll { request in
+            guard case .awaitingDurable(let target) = request.phase else { preconditionFailure("not awaiting durability") }
+            if let failure {
+                request.finish(.failure(LogError.failed(cause: failure)))
+            } else if target <= durableNextOffset {
+                request.finish(.success(request.writtenRange))
+            } else {
+                return false
+            }
+            wakeups.add(request)
+            return true
+        }
     }
 
     /// Wakes every task waiting in a tail for new records (or for close).

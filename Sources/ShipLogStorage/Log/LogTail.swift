@@ -1,5 +1,6 @@
 /// Stored batches from an offset on, waiting for new appends at the end: the stream a
-/// primary ships to its followers. Ends when the log closes or the task is cancelled.
+/// primary ships to its followers. Ends when the log closes or the task is cancelled; throws
+/// `LogError.truncated` when a truncate removes records it delivered or the offset it waits at.
 public struct LogTail: AsyncSequence, Sendable {
     public typealias Element = StoredBatch
     let log: SegmentLog
@@ -13,7 +14,7 @@ public struct LogTail: AsyncSequence, Sendable {
                 if Task.isCancelled { return nil }
                 if let batch = try cursor.next() { return batch }
                 let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset)
-                if !open { return try cursor.next() }
+                if !open { return nil }
             }
         }
     }

@@ -52,23 +52,57 @@ struct SegmentDirectory: Sendable {
     func segmentPath(_ baseOffset: UInt64) -> String { path + "/" + Format.segmentName(baseOffset: baseOffset) }
     func indexPath(_ baseOffset: UInt64) -> String { path + "/" + Format.indexName(baseOffset: baseOffset) }
 
-    /// Creates an empty segment durably: header written and synced under a temporary
-    /// name, renamed into place, directory synced. A crash leaves either no segment or
-    /// a complete one, never a torn header.
+    /// A new segment's file, written and synced under its temporary name, not yet in place.
+    struct PreparedSegment {
+        let baseOffset: UInt64
+        let temporaryPath: String
+        let finalPath: String
+    }
+
+    /// Why `install` failed, and whether the segment was already renamed into place.
+    struct InstallFailure: Error {
+        let cause: any Error
+        let installed: SegmentInfo?
+    }
+
+    /// Creates an empty segment durably: `prepareSegment` writes and syncs the header under
+    /// a temporary name, `install` renames it into place and syncs the directory. A crash
+    /// leaves either no segment or a complete one, never a torn header; a failure in
+    /// `prepareSegment` leaves nothing behind.
     func createSegment(baseOffset: UInt64, preallocateBytes: Int64?) throws -> SegmentInfo {
+        let prepared = try prepareSegment(baseOffset: baseOffset, preallocateBytes: preallocateBytes)
+        do { return try install(prepared) } catch let failure as InstallFailure { throw failure.cause }
+    }
+
+    func prepareSegment(baseOffset: UInt64, preallocateBytes: Int64?) throws -> PreparedSegment {
         let finalPath = segmentPath(baseOffset)
-        let temporaryPath = finalPath + Format.temporarySuffix
-        let file = try fileSystem.openFile(temporaryPath, create: true)
-        try file.truncate(to: 0)
-        if let preallocateBytes { try file.preallocate(to: preallocateBytes) }
-        try SegmentHeader(baseOffset: baseOffset).encoded().withUnsafeBytes { try file.write($0, at: 0) }
-        try file.sync()
-        try fileSystem.rename(temporaryPath, to: finalPath)
-        try fileSystem.syncDirectory(path)
+        let prepared = PreparedSegment(baseOffset: baseOffset, temporaryPath: finalPath + Format.temporarySuffix, finalPath: finalPath)
+        do {
+            let file = try fileSystem.openFile(prepared.temporaryPath, create: true)
+            try file.truncate(to: 0)
+            if let preallocateBytes { try file.preallocate(to: preallocateBytes) }
+            try SegmentHeader(baseOffset: baseOffset).encoded().withUnsafeBytes { try file.write($0, at: 0) }
+            try file.sync()
+        } catch {
+            try? fileSystem.removeFile(prepared.temporaryPath)
+            throw error
+        }
+        return prepared
+    }
+
+    func install(_ prepared: PreparedSegment) throws -> SegmentInfo {
+        do {
+            try fileSystem.rename(prepared.temporaryPath, to: prepared.finalPath)
+        } catch {
+            try? fileSystem.removeFile(prepared.temporaryPath)
+            throw InstallFailure(cause: error, installed: nil)
+        }
         // Opened again under its final name, so errors name the file an operator sees.
-        let handle = SegmentFile(path: finalPath, baseOffset: baseOffset, fileSystem: fileSystem)
-        return SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
-                           nextOffset: baseOffset, index: SparseIndex(), newestTimestampMs: nil)
+        let handle = SegmentFile(path: prepared.finalPath, baseOffset: prepared.baseOffset, fileSystem: fileSystem)
+        let info = SegmentInfo(baseOffset: prepared.baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
+                               nextOffset: prepared.baseOffset, index: SparseIndex(), newestTimestampMs: nil)
+        do { try fileSystem.syncDirectory(path) } catch { throw InstallFailure(cause: error, installed: info) }
+        return info
     }
 
     /// Writes the index of a finished segment. Not synced: the index is a cache that is

@@ -15,6 +15,10 @@ public final class SegmentLog: Sendable {
 
     let files: SegmentDirectory
     let state: Mutex<LogState>
+    /// Counts truncations. Bumped before a truncation changes any file, so a reader that
+    /// loads the same value after reading some bytes knows they predate every truncation
+    /// it has not accounted for (see `BatchCursor`).
+    let truncationGeneration = Atomic<UInt64>(0)
     private let lock: Mutex<(any FileLock)?>
     static let logger = Logger(label: "shiplog.storage")
 
@@ -49,7 +53,9 @@ public final class SegmentLog: Sendable {
         let names = try fs.contentsOfDirectory(directory)
         let isInitialized = names.contains(Format.directoryFileName)
         if !isInitialized {
-            let others = names.filter { $0 != Format.lockFileName }
+            // A creation interrupted by a crash leaves only the lock file and temporary
+            // files (finding F9): such a directory is still empty.
+            let others = names.filter { $0 != Format.lockFileName && !$0.hasSuffix(Format.temporarySuffix) }
             guard others.isEmpty else {
                 throw LogError.notAShipLogDirectory(
                     path: directory, reason: "no \(Format.directoryFileName) identity file among \(others.count) other files")
@@ -65,6 +71,7 @@ public final class SegmentLog: Sendable {
                 let identity = try readWholeFile(identityPath, fileSystem: fs)
                 try identity.withUnsafeBytes { try DirectoryIdentity.check($0, file: identityPath, directory: directory) }
             } else {
+                for name in names where name.hasSuffix(Format.temporarySuffix) { try fs.removeFile(directory + "/" + name) }
                 try writeDurably(DirectoryIdentity.encoded(), to: identityPath, in: files)
             }
             let (state, report) = try recover(files: files, options: options)
@@ -135,29 +142,36 @@ public final class SegmentLog: Sendable {
     // MARK: Close
 
     /// Flushes, syncs and writes the clean-shutdown marker so the next open skips the scan.
-    /// Later calls on this handle throw `closed`. Idempotent.
+    /// Appends still queued, and every later call on this handle, throw `closed`; `.fsync`
+    /// appends waiting for durability are made durable first. Idempotent.
     public func close() throws {
-        let waiters: [CheckedContinuation<Void, Never>]
-        let result: Result<Void, any Error> = state.withLock { state in
+        let result: Result<Void, any Error> = try exclusive { state, wakeups in
             guard !state.isClosed else { return .success(()) }
-            defer { state.isClosed = true }
+            defer {
+                state.isClosed = true
+                wakeups.tails += state.takeTailWaiters()
+            }
             guard state.failure == nil else { return .success(()) }
             return Result {
                 try flushPending(&state)
                 let active = state.active
-                let file = try active.handle.file()
-                try file.truncate(to: active.endPosition)
-                try file.sync()
+                do {
+                    let file = try active.handle.file()
+                    try file.truncate(to: active.endPosition)
+                    try file.sync()
+                } catch {
+                    markFailed(&state, &wakeups, cause: "closing \(active.handle.path): \(error)")
+                    throw error
+                }
                 state.durableNextOffset = state.flushedNextOffset
                 state.durablePosition = state.flushedPosition
+                state.finishDurableWaiters(&wakeups)
                 try files.writeIndex(of: active)
                 let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
                                                  nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
                 try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)
             }
         }
-        waiters = state.withLock { $0.takeTailWaiters() }
-        for waiter in waiters { waiter.resume() }
         lock.withLock { held in
             held?.unlock()
             held = nil
@@ -171,8 +185,10 @@ public final class SegmentLog: Sendable {
 
     // MARK: Helpers shared by the extensions
 
-    /// Writes the in-process buffer to the kernel. Called with the mutex held.
+    /// Writes the in-process buffer to the kernel. Called with the mutex held by the one who
+    /// may change the log's end: a write group's leader or an exclusive operation.
     func flushPending(_ state: inout LogState) throws {
+        precondition(!state.writerBusy, "only the writer may flush")
         guard !state.pending.isEmpty else { return }
         let file = try state.active.handle.file()
         let at = state.flushedPosition
