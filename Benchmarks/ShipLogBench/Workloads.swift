@@ -24,7 +24,7 @@ final class Workloads {
         self.payloadRecordBytes = payloadRecordBytes
     }
 
-    static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "replay", "open", "tool"]
+    static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "append-os-8", "replay", "open", "tool"]
     static let all = quick + ["big"]
 
     func run(_ name: String) throws {
@@ -33,6 +33,7 @@ final class Workloads {
         case "append-1k": try append(name: name, recordBytes: payloadRecordBytes ?? 1024)
         case "append-fsync": try appendFsync()
         case "append-fsync-8": try appendFsync8()
+        case "append-os-8": try appendOs8()
         case "replay": try replay()
         case "open": try openTimes(name: "open", logBytes: 1 << 30)
         case "big": try big()
@@ -165,6 +166,44 @@ final class Workloads {
         settle()
         let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
+    }
+
+    // MARK: append-os-8
+
+    /// 8 threads appending 128-byte records one per batch at `Durability.os` (LZ4), beside the
+    /// same number of appends from 1 thread. One-record batches make every append a trip
+    /// through the log's mutex and a write(2), so this is where writers contend. The 1-thread
+    /// and 8-thread measurements alternate three times each, each into a fresh log, and the
+    /// medians are reported: single runs on a shared machine vary by a third.
+    func appendOs8() throws {
+        let threads = 8
+        let appends = 100_000
+        let pool = try records(bytes: 128, count: 1024)
+        var oneThread: [Double] = []
+        var eightThreads: [Double] = []
+        for _ in 0..<3 {
+            oneThread.append(try appendOsRate(threads: 1, appends: appends, pool: pool))
+            eightThreads.append(try appendOsRate(threads: threads, appends: appends, pool: pool))
+        }
+        func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
+        report("append-os-8", "appends_per_s", median(eightThreads), "appends/s", "append-os-1-thread", median(oneThread))
+    }
+
+    /// `appends` single-record appends at `.os` into a fresh log, split over `threads` threads:
+    /// appends per second.
+    private func appendOsRate(threads: Int, appends: Int, pool: [[UInt8]]) throws -> Double {
+        let path = logPath("append-os-\(threads)")
+        let log = try SegmentLog.open(directory: path, options: options(.lz4, .os))
+        let perThread = appends / threads
+        let seconds = measure {
+            onThreads(threads) { thread in
+                for i in 0..<perThread { try! log.append(pool[(thread + i * threads) % pool.count]) }
+            }
+        }
+        precondition(log.nextOffset == UInt64(threads * perThread))
+        try log.close()
+        try? FileManager.default.removeItem(atPath: path)
+        return Double(threads * perThread) / seconds
     }
 
     // MARK: replay
