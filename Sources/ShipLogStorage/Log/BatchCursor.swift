@@ -179,16 +179,28 @@ extension SegmentLog {
         return result
     }
 
-    /// The records with offsets in `range` that the log holds, in order.
+    /// The records with offsets in `range` that the log holds, in order. A truncation that
+    /// cuts into the range while it is read makes the read start over, so the result is the
+    /// log before or after it, never a mix.
     public func records(in range: Range<UInt64>) throws -> [RecordBatch.Record] {
-        var cursor = batches(from: range.lowerBound, bufferBytes: 64 << 10)
-        var result: [RecordBatch.Record] = []
-        while let batch = try cursor.next() {
-            for record in try batch.decode() where range.contains(record.offset) { result.append(record) }
-            if batch.header.nextOffset >= range.upperBound { break }
+        var attempts = 0
+        while true {
+            do {
+                var cursor = batches(from: range.lowerBound, bufferBytes: 64 << 10)
+                var result: [RecordBatch.Record] = []
+                while let batch = try cursor.next() {
+                    for record in try batch.decode() where range.contains(record.offset) { result.append(record) }
+                    if batch.header.nextOffset >= range.upperBound { break }
+                }
+                return result
+            } catch LogError.truncated where attempts < Self.readAttemptsMax {
+                attempts += 1
+            }
         }
-        return result
     }
+
+    /// How many times a one-shot read starts over after truncations cut into it.
+    static let readAttemptsMax = 16
 
     /// The record at `offset`; throws `offsetOutOfRange` when the log does not hold it.
     public func record(at offset: UInt64) throws -> [UInt8] {
