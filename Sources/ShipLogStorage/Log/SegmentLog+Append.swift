@@ -104,7 +104,7 @@ extension SegmentLog {
         let next = try files.createSegment(
             baseOffset: sealed.nextOffset,
             preallocateBytes: options.preallocateSegments ? Int64(options.segmentBytes) : nil)
-        state.segments.append(next)
+        state.appendSegment(next)
         state.flushedPosition = next.endPosition
         state.durablePosition = next.endPosition
         state.flushedNextOffset = next.nextOffset

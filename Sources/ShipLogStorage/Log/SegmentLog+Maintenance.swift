@@ -14,7 +14,7 @@ extension SegmentLog {
             try flushPending(&state)
             // Later segments go first, newest first, so a crash part-way leaves a prefix.
             while state.segments.count > 1, state.active.baseOffset >= keepNext, state.active.baseOffset > state.firstOffset {
-                let removed = state.segments.removeLast()
+                let removed = state.removeLastSegment()
                 try? files.fileSystem.removeFile(files.indexPath(removed.baseOffset))
                 try files.fileSystem.removeFile(removed.handle.path)
             }
