@@ -61,7 +61,7 @@ func setSegmentFormatVersion(_ version: UInt32, of segment: String) {
 func writeFileBytes(_ path: String, _ bytes: [UInt8]) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 /// A file system whose writes and syncs fail on demand, the way raft-wal's tests inject
-/// faults through its VFS.
+/// faults through its VFS, and which records the directories it syncs.
 final class FaultInjectingFileSystem: FileSystem {
     struct Faults {
         var failSyncs = false
@@ -69,6 +69,8 @@ final class FaultInjectingFileSystem: FileSystem {
     }
     let real = PosixFileSystem()
     let faults = Mutex(Faults())
+    /// Every `syncDirectory` call's path, in order.
+    let syncedDirectories = Mutex<[String]>([])
 
     func openFile(_ path: String, create: Bool) throws -> any StorageFile {
         FaultyFile(real: try real.openFile(path, create: create), owner: self)
@@ -79,7 +81,10 @@ final class FaultInjectingFileSystem: FileSystem {
     func createDirectory(_ path: String) throws { try real.createDirectory(path) }
     func removeFile(_ path: String) throws { try real.removeFile(path) }
     func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
-    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+    func syncDirectory(_ path: String) throws {
+        syncedDirectories.withLock { $0.append(path) }
+        try real.syncDirectory(path)
+    }
     func lockFile(_ path: String) throws -> any FileLock { try real.lockFile(path) }
 }
 

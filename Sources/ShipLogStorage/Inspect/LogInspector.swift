@@ -23,7 +23,7 @@ public struct LogInspector: Sendable {
         let identity = try SegmentLog.readWholeFile(identityPath, fileSystem: fileSystem)
         try identity.withUnsafeBytes { try DirectoryIdentity.check($0, file: identityPath, directory: directory) }
         self.directory = directory
-        self.files = SegmentDirectory(path: directory, fileSystem: fileSystem)
+        self.files = SegmentDirectory(path: directory, fileSystem: fileSystem, maxOpenFiles: LogOptions().maxOpenSegmentFiles)
         self.segmentBaseOffsets = names.compactMap(Format.baseOffset(ofSegmentName:)).sorted()
     }
 
@@ -50,8 +50,7 @@ public struct LogInspector: Sendable {
     /// Returns the segment's size in bytes.
     @discardableResult
     public func scan(segment baseOffset: UInt64, _ body: (ScanEvent) throws -> Void) throws -> Int64 {
-        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem,
-                                 readOnly: true)
+        let handle = files.segmentFile(baseOffset, readOnly: true)
         let file = try handle.file()
         let size = try file.size()
         var headerBytes = [UInt8](repeating: 0, count: Format.segmentHeaderBytes)
@@ -100,8 +99,7 @@ public struct LogInspector: Sendable {
 
     /// Rewrites a segment's index from a scan of its first `segmentBytes` (repair).
     public func rebuildIndex(segment baseOffset: UInt64, segmentBytes: Int64, intervalBytes: Int = 4096) throws {
-        let handle = SegmentFile(path: files.segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: files.fileSystem,
-                                 readOnly: true)
+        let handle = files.segmentFile(baseOffset, readOnly: true)
         let index = try files.rebuildIndex(of: handle, endPosition: segmentBytes, intervalBytes: intervalBytes)
         try files.writeIndex(of: SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: segmentBytes,
                                              nextOffset: index.nextOffset, index: SparseIndex(entries: index.entries),

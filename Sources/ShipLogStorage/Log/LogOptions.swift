@@ -45,6 +45,12 @@ public struct LogOptions: Sendable {
     /// The first offset of a newly created log (a point-in-time restore keeps the source's
     /// offsets). Ignored when the log already has segments.
     public var initialOffset: UInt64 = 0
+    /// The most segment files the log keeps open at once, the active segment's included:
+    /// the active segment is always open, and sealed segments are opened when read and kept
+    /// in a least-recently-used cache of the rest, so descriptors stay bounded however many
+    /// segments the log has. A reader in the middle of a segment keeps its file open past
+    /// eviction, so concurrent readers may briefly hold a few more. At least 2.
+    public var maxOpenSegmentFiles: Int = 64
     /// Create the directory and its identity file when missing or empty.
     public var createIfMissing: Bool = true
     public var fileSystem: any FileSystem = PosixFileSystem()
@@ -63,6 +69,9 @@ public struct LogOptions: Sendable {
         }
         guard maxRecordBytes > 0, maxRecordBytes <= maxBatchBytes else {
             throw LogError.invalidOptions("maxRecordBytes must be in 1...maxBatchBytes")
+        }
+        guard maxOpenSegmentFiles >= 2 else {
+            throw LogError.invalidOptions("maxOpenSegmentFiles must be at least 2 (the active segment and one sealed one)")
         }
     }
 }

@@ -34,6 +34,7 @@ struct LogState: Sendable {
         precondition(!segments.isEmpty)
         self.segments = segments
         let active = segments[segments.count - 1]
+        active.handle.pin()
         flushedPosition = active.endPosition
         flushedNextOffset = active.nextOffset
         durablePosition = active.endPosition
@@ -48,6 +49,23 @@ struct LogState: Sendable {
         _modify { yield &segments[segments.count - 1] }
     }
 
+    /// Makes `segment` the active one: its file is pinned open, and the segment it follows
+    /// returns its file to the open-file cache.
+    mutating func appendSegment(_ segment: SegmentInfo) {
+        active.handle.unpin()
+        segment.handle.pin()
+        segments.append(segment)
+    }
+
+    /// Removes the active segment (truncation); the one before becomes active and is pinned.
+    @discardableResult
+    mutating func removeLastSegment() -> SegmentInfo {
+        precondition(segments.count > 1, "the log always has an active segment")
+        let removed = segments.removeLast()
+        active.handle.pin()
+        return removed
+    }
+
     var firstOffset: UInt64 { segments[0].baseOffset }
     var nextOffset: UInt64 { active.nextOffset }
 
@@ -56,6 +74,7 @@ struct LogState: Sendable {
         assert(durableNextOffset <= flushedNextOffset && flushedNextOffset <= active.nextOffset)
         assert(durablePosition <= flushedPosition && flushedPosition <= active.endPosition)
         assert(Int64(pending.count) == active.endPosition - flushedPosition)
+        assert(active.handle.isPinned, "the active segment's file is pinned open")
         for i in 1..<segments.count { assert(segments[i - 1].nextOffset == segments[i].baseOffset) }
     }
 

@@ -89,9 +89,7 @@ struct Recovery {
     /// Recovers the segments found in the directory, sorted by base offset, and the last epoch.
     mutating func recover(bases: [UInt64], marker: CleanShutdownMarker?) throws -> (segments: [SegmentInfo], lastEpoch: UInt64) {
         precondition(!bases.isEmpty)
-        let handles = bases.map {
-            SegmentFile(path: directory.segmentPath($0), baseOffset: $0, fileSystem: directory.fileSystem)
-        }
+        let handles = bases.map { directory.segmentFile($0) }
         var segments: [SegmentInfo] = []
         var lastEpoch: UInt64 = 0
         let scanAll = options.recovery != .tolerateCorruptTail

@@ -1,31 +1,73 @@
 import Synchronization
 
-/// A segment's file, opened on first use so that a log of many segments holds few
-/// descriptors until it is read. Deleting the segment's file leaves an open handle valid
-/// for readers still holding it.
+/// A segment's file, opened on first use and kept in the log's `OpenFileCache`, so a log
+/// of many segments holds a bounded number of descriptors. The active segment is pinned:
+/// its file is held here, outside the cache, and never evicted. Deleting the segment's
+/// file leaves an open file valid for readers still holding it.
 final class SegmentFile: Sendable {
     let path: String
     let baseOffset: UInt64
     private let fileSystem: any FileSystem
     /// Opened read-only (the inspector), or read-write (the log).
     private let readOnly: Bool
-    private let opened: Mutex<(any StorageFile)?>
+    private let openFiles: OpenFileCache
+    private let slot: Mutex<Slot>
 
-    init(path: String, baseOffset: UInt64, fileSystem: any FileSystem, file: (any StorageFile)? = nil, readOnly: Bool = false) {
+    private struct Slot {
+        var pinned = false
+        /// The open file while pinned (once first used); nil whenever unpinned.
+        var file: (any StorageFile)?
+    }
+
+    init(path: String, baseOffset: UInt64, fileSystem: any FileSystem, openFiles: OpenFileCache, readOnly: Bool = false) {
         self.path = path
         self.baseOffset = baseOffset
         self.fileSystem = fileSystem
         self.readOnly = readOnly
-        self.opened = Mutex(file)
+        self.openFiles = openFiles
+        self.slot = Mutex(Slot())
     }
 
+    /// The open file, opened now if neither pinned nor cached. Callers may keep it as long
+    /// as they read: eviction only drops the cache's reference.
     func file() throws -> any StorageFile {
-        try opened.withLock { slot in
-            if let file = slot { return file }
+        // Held across the open, so two first readers of one segment open it once.
+        try slot.withLock { slot in
+            if let file = slot.file { return file }
+            if let file = openFiles.file(for: ObjectIdentifier(self)) { return file }
             let file = readOnly ? try fileSystem.openFileForReading(path) : try fileSystem.openFile(path, create: false)
-            slot = file
+            if slot.pinned { slot.file = file } else { openFiles.insert(file, for: ObjectIdentifier(self)) }
             return file
         }
+    }
+
+    /// Keeps the file open, outside the cache, until `unpin`: for the active segment, which
+    /// every append writes, and whose fdatasync must go through a descriptor open since its
+    /// writes (one opened after a write-back error may not be told of it).
+    func pin() {
+        slot.withLock { slot in
+            guard !slot.pinned else { return }
+            slot.pinned = true
+            slot.file = openFiles.remove(ObjectIdentifier(self))
+        }
+    }
+
+    /// Returns the file to the cache (a sealed segment): the segment just sealed is the
+    /// one tailing readers are about to finish, so it stays open until it ages out.
+    func unpin() {
+        slot.withLock { slot in
+            guard slot.pinned else { return }
+            slot.pinned = false
+            if let file = slot.file { openFiles.insert(file, for: ObjectIdentifier(self)) }
+            slot.file = nil
+        }
+    }
+
+    var isPinned: Bool { slot.withLock { $0.pinned } }
+
+    deinit {
+        // Before this object's identity can be reused by a new SegmentFile.
+        openFiles.remove(ObjectIdentifier(self))
     }
 }
 
@@ -48,9 +90,24 @@ struct SegmentInfo: Sendable {
 struct SegmentDirectory: Sendable {
     let path: String
     let fileSystem: any FileSystem
+    /// The sealed segments' open files, shared by every `SegmentFile` made here.
+    let openFiles: OpenFileCache
+
+    /// `maxOpenFiles` counts the active segment, which is kept out of the cache.
+    init(path: String, fileSystem: any FileSystem, maxOpenFiles: Int) {
+        self.path = path
+        self.fileSystem = fileSystem
+        self.openFiles = OpenFileCache(capacity: max(maxOpenFiles - 1, 1))
+    }
 
     func segmentPath(_ baseOffset: UInt64) -> String { path + "/" + Format.segmentName(baseOffset: baseOffset) }
     func indexPath(_ baseOffset: UInt64) -> String { path + "/" + Format.indexName(baseOffset: baseOffset) }
+
+    /// A handle on the segment starting at `baseOffset`, its file opened on first use.
+    func segmentFile(_ baseOffset: UInt64, readOnly: Bool = false) -> SegmentFile {
+        SegmentFile(path: segmentPath(baseOffset), baseOffset: baseOffset, fileSystem: fileSystem, openFiles: openFiles,
+                    readOnly: readOnly)
+    }
 
     /// A new segment's file, written and synced under its temporary name, not yet in place.
     struct PreparedSegment {
@@ -98,7 +155,7 @@ struct SegmentDirectory: Sendable {
             throw InstallFailure(cause: error, installed: nil)
         }
         // Opened again under its final name, so errors name the file an operator sees.
-        let handle = SegmentFile(path: prepared.finalPath, baseOffset: prepared.baseOffset, fileSystem: fileSystem)
+        let handle = segmentFile(prepared.baseOffset)
         let info = SegmentInfo(baseOffset: prepared.baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
                                nextOffset: prepared.baseOffset, index: SparseIndex(), newestTimestampMs: nil)
         do { try fileSystem.syncDirectory(path) } catch { throw InstallFailure(cause: error, installed: info) }

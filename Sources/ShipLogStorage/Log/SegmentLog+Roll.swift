@@ -38,7 +38,7 @@ extension SegmentLog {
 
     private func appendSegment(_ next: SegmentInfo, _ state: inout LogState) {
         precondition(next.baseOffset == state.nextOffset, "a new segment starts at the log's next offset")
-        state.segments.append(next)
+        state.appendSegment(next)
         state.flushedPosition = next.endPosition
         state.durablePosition = next.endPosition
         state.flushedNextOffset = next.nextOffset

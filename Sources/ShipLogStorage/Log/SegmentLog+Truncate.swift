@@ -155,7 +155,7 @@ extension SegmentLog {
             let removed = state.active
             try files.fileSystem.removeFile(removed.handle.path)
             try? files.fileSystem.removeFile(files.indexPath(removed.baseOffset))
-            state.segments.removeLast()
+            state.removeLastSegment()
             adoptActiveEnd(&state)
         }
         try files.fileSystem.syncDirectory(directory)
@@ -167,9 +167,11 @@ extension SegmentLog {
         try? files.fileSystem.removeFile(files.indexPath(segment.baseOffset))
         if let replacement, let rewrite = cut.rewrite {
             try files.fileSystem.rename(replacement, to: segment.handle.path)
-            segment = SegmentInfo(baseOffset: segment.baseOffset,
-                                  handle: SegmentFile(path: segment.handle.path, baseOffset: segment.baseOffset, fileSystem: files.fileSystem),
-                                  endPosition: cut.position + Int64(rewrite.bytes.count), nextOffset: keepNext,
+            // A new handle: the old one's descriptor is the replaced file's, which readers may still hold.
+            let handle = files.segmentFile(segment.baseOffset)
+            handle.pin()
+            segment.handle.unpin()
+            segment = SegmentInfo(baseOffset: segment.baseOffset, handle: handle, endPosition: cut.position + Int64(rewrite.bytes.count), nextOffset: keepNext,
                                   index: cut.index, newestTimestampMs: cut.newestTimestampMs)
             state.active = segment
             adoptActiveEnd(&state)

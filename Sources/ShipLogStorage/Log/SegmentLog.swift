@@ -43,7 +43,7 @@ public final class SegmentLog: Sendable {
             guard options.createIfMissing else {
                 throw LogError.notAShipLogDirectory(path: directory, reason: "it does not exist")
             }
-            try fs.createDirectory(directory)
+            try fs.createDirectoryDurably(directory)  // its new entry synced in the parent
         case false?:
             throw LogError.notAShipLogDirectory(path: directory, reason: "it is a file, not a directory")
         case true?:
@@ -66,7 +66,7 @@ public final class SegmentLog: Sendable {
         }
         let lock = try fs.lockFile(directory + "/" + Format.lockFileName)
         do {
-            let files = SegmentDirectory(path: directory, fileSystem: fs)
+            let files = SegmentDirectory(path: directory, fileSystem: fs, maxOpenFiles: options.maxOpenSegmentFiles)
             if isInitialized {
                 let identity = try readWholeFile(identityPath, fileSystem: fs)
                 try identity.withUnsafeBytes { try DirectoryIdentity.check($0, file: identityPath, directory: directory) }
