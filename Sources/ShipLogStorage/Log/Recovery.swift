@@ -106,6 +106,9 @@ struct Recovery {
             if !isLast && !scanAll {
                 let next = handles[i + 1].baseOffset
                 let size = directory.fileSystem.fileSize(handle.path) ?? Int64(Format.segmentHeaderBytes)
+                // Appends resume in the last segment at the next segment's base offset: the
+                // data of the segment before it must end exactly there (finding F4).
+                if i == handles.count - 2 { try checkSealedEnd(handle, size: size, nextBase: next) }
                 segments.append(SegmentInfo(baseOffset: handle.baseOffset, handle: handle, endPosition: size,
                                             nextOffset: next, index: nil, newestTimestampMs: nil))
                 continue
@@ -151,6 +154,22 @@ struct Recovery {
             while case .batch(let batch, _) = try scanner.next() { lastEpoch = batch.header.leaderEpoch }
         }
         return (segments, lastEpoch)
+    }
+
+    /// Checks that a sealed segment's batches end at `nextBase`, through its index file when
+    /// that describes the file as it is, else by scanning it. A mismatch is damage to report,
+    /// not a length to assume.
+    private func checkSealedEnd(_ handle: SegmentFile, size: Int64, nextBase: UInt64) throws {
+        let end: UInt64
+        if let index = directory.loadIndex(baseOffset: handle.baseOffset, segmentBytes: size) {
+            end = index.nextOffset
+        } else {
+            end = try directory.rebuildIndex(of: handle, endPosition: size, intervalBytes: options.indexIntervalBytes).nextOffset
+        }
+        guard end == nextBase else {
+            throw LogError.corruption(file: handle.path, position: size, offset: end,
+                                      reason: "the segment's batches end at offset \(end), the next segment starts at \(nextBase)")
+        }
     }
 
     private func lastIndexedPosition(_ segment: SegmentInfo) throws -> Int64 {
