@@ -72,6 +72,30 @@ import Testing
         try reopened.close()
     }
 
+    /// F5: waiters whose records came after the running fdatasync's sync point are left
+    /// over when it ends; one of them must lead the next fdatasync, with no further append
+    /// or close to prompt it.
+    @Test func waitersLeftOverAfterASyncLeadTheNextOne() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fs = ScriptedFileSystem()
+        var options = smallOptions()
+        options.fileSystem = fs
+        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let gate = Gate()
+        fs.add(.sync, pathSuffix: ".log", .hold(gate))
+        let first = Worker { try log.append(makeRecord(0), durability: .fsync) }
+        #expect(gate.waitForArrival())
+        let others = (1..<8).map { n in Worker { try log.append(makeRecord(n), durability: .fsync) } }
+        #expect(eventually { log.state.withLock { $0.durabilityWaiters.count == 8 } })
+        gate.release()
+        #expect(try first.join()?.get() == 0)
+        for worker in others { #expect(try worker.join(seconds: 10)?.get() != nil, "a waiter was left asleep") }
+        #expect(log.durableNextOffset == 8)
+        #expect(log.groupCommitSyncs == 2, "the seven left over share one fdatasync")
+        try log.close()
+    }
+
     /// F5, the roll variant: a roll makes the waiters' records durable while another sync is
     /// in flight; every waiter returns and the next fsync append still gets synced.
     @Test func aRollThatCoversWaitersLeavesNoneAsleep() throws {
