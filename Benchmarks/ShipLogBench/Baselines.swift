@@ -139,8 +139,10 @@ enum Baselines {
         }
     }
 
-    /// LevelDB (Debian's libleveldb) with `threads` writers doing synced puts. Returns puts/s.
-    static func levelDBSyncedPuts(threads: Int, putsPerThread: Int, valueBytes: Int, path: String) throws -> Double {
+    /// LevelDB (Debian's libleveldb) with `threads` writers doing synced puts. Returns puts/s
+    /// and the process's usage while they ran (LevelDB's background compaction thread included).
+    static func levelDBSyncedPuts(threads: Int, putsPerThread: Int, valueBytes: Int, path: String) throws
+        -> (putsPerSecond: Double, usage: ResourceUsage) {
         let options = leveldb_options_create()
         leveldb_options_set_create_if_missing(options, 1)
         var error: UnsafeMutablePointer<CChar>?
@@ -151,7 +153,7 @@ enum Baselines {
         leveldb_writeoptions_set_sync(writeOptions, 1)
         let value = [UInt8](repeating: 0x61, count: valueBytes)
         nonisolated(unsafe) let shared = (db, writeOptions)
-        let seconds = measure {
+        let (seconds, usage) = measureUsage {
             onThreads(threads) { thread in
                 for i in 0..<putsPerThread {
                     let key = Array("key-\(thread)-\(i)".utf8)
@@ -169,14 +171,14 @@ enum Baselines {
         leveldb_writeoptions_destroy(writeOptions)
         leveldb_options_destroy(options)
         try? FileManager.default.removeItem(atPath: path)
-        return Double(threads * putsPerThread) / seconds
+        return (Double(threads * putsPerThread) / seconds, usage)
     }
 }
 
 /// The least a group commit can do, as a baseline for `append-fsync-8`: `threads` writers
 /// each pwrite 1 KiB at the end of a preallocated file under one mutex, then wait until an
 /// fdatasync issued by whichever of them finds none running has covered their bytes.
-/// Returns (appends per second, appends per fdatasync).
+/// Returns appends per second, the fdatasync calls made, and the process's usage meanwhile.
 final class RawGroupCommit: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
@@ -197,14 +199,23 @@ final class RawGroupCommit: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func run(threads: Int, appendsPerThread: Int) -> (appendsPerSecond: Double, appendsPerSync: Double) {
+    struct Result {
+        var appends: Int
+        var appendsPerSecond: Double
+        var syncs: Int
+        var usage: ResourceUsage
+        var appendsPerSync: Double { Double(appends) / Double(syncs) }
+    }
+
+    func run(threads: Int, appendsPerThread: Int) -> Result {
         let record = [UInt8](repeating: 0x61, count: 1024)
-        let seconds = measure {
+        let (seconds, usage) = measureUsage {
             onThreads(threads) { _ in
                 for _ in 0..<appendsPerThread { self.append(record) }
             }
         }
-        return (Double(threads * appendsPerThread) / seconds, Double(threads * appendsPerThread) / Double(syncs))
+        let appends = threads * appendsPerThread
+        return Result(appends: appends, appendsPerSecond: Double(appends) / seconds, syncs: syncs, usage: usage)
     }
 
     private func append(_ record: [UInt8]) {

@@ -45,11 +45,11 @@ final class Reporter {
             print(String(decoding: try! encoder.encode(figure), as: UTF8.self))
         } else {
             if !printedHeader {
-                print(pad("workload", 16) + pad("figure", 22) + pad("value", 14) + pad("unit", 12)
+                print(pad("workload", 16) + pad("figure", 28) + pad("value", 14) + pad("unit", 12)
                       + pad("baseline", 26) + pad("baseline value", 16) + "ratio")
                 printedHeader = true
             }
-            print(pad(figure.workload, 16) + pad(figure.figure, 22) + pad(format(figure.value), 14) + pad(figure.unit, 12)
+            print(pad(figure.workload, 16) + pad(figure.figure, 28) + pad(format(figure.value), 14) + pad(figure.unit, 12)
                   + pad(figure.baseline ?? "-", 26) + pad(figure.baselineValue.map(format) ?? "-", 16)
                   + (figure.ratio.map { String(format: "%.2f", $0) } ?? "-"))
         }
@@ -74,6 +74,55 @@ func measure(_ body: () throws -> Void) rethrows -> Double {
     try body()
     let elapsed = clock.now - start
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// What the whole process (every thread) has used so far, from getrusage(RUSAGE_SELF).
+struct ResourceUsage {
+    var voluntarySwitches = 0
+    var involuntarySwitches = 0
+    /// User plus system CPU time.
+    var cpuSeconds = 0.0
+
+    static func now() -> ResourceUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return ResourceUsage(voluntarySwitches: usage.ru_nvcsw, involuntarySwitches: usage.ru_nivcsw,
+                             cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime))
+    }
+
+    static func - (end: ResourceUsage, start: ResourceUsage) -> ResourceUsage {
+        ResourceUsage(voluntarySwitches: end.voluntarySwitches - start.voluntarySwitches,
+                      involuntarySwitches: end.involuntarySwitches - start.involuntarySwitches,
+                      cpuSeconds: end.cpuSeconds - start.cpuSeconds)
+    }
+
+    var contextSwitches: Int { voluntarySwitches + involuntarySwitches }
+}
+
+/// The same section's usage per append: what `context_switches_per_append` and
+/// `cpu_us_per_append` report.
+struct UsagePerAppend {
+    var contextSwitches: Double
+    var cpuMicroseconds: Double
+
+    init(_ usage: ResourceUsage, appends: Int) {
+        contextSwitches = Double(usage.contextSwitches) / Double(appends)
+        cpuMicroseconds = usage.cpuSeconds * 1e6 / Double(appends)
+    }
+
+    init(contextSwitches: Double, cpuMicroseconds: Double) {
+        self.contextSwitches = contextSwitches
+        self.cpuMicroseconds = cpuMicroseconds
+    }
+}
+
+/// Seconds taken by `body`, and what the process used meanwhile (all its threads: the
+/// section's own and any others running, such as an engine's background thread).
+func measureUsage(_ body: () throws -> Void) rethrows -> (seconds: Double, usage: ResourceUsage) {
+    let start = ResourceUsage.now()
+    let seconds = try measure(body)
+    return (seconds, ResourceUsage.now() - start)
 }
 
 func peakResidentBytes() -> Int {

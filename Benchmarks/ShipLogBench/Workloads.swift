@@ -139,33 +139,49 @@ final class Workloads {
         report("append-fsync", "appends_per_s", appendFsyncRate!, "appends/s", "sqlite-wal-full-commits", Double(appends) / sqliteSeconds)
     }
 
+    /// Besides appends/s: where the time goes per append, for ShipLog and for each baseline
+    /// measured in the same run, from getrusage(RUSAGE_SELF) around each timed section
+    /// (`context_switches_per_append`, voluntary plus involuntary; `cpu_us_per_append`, user
+    /// plus system), and the fdatasync calls of ShipLog's group commit and of the minimal loop.
     func appendFsync8() throws {
         if appendFsyncRate == nil { try appendFsync() }
         let threads = 8
         let perThread = 1000
+        let appends = threads * perThread
         let record = try records(bytes: 1024, count: 1)[0]
         settle()
         let log = try SegmentLog.open(directory: logPath("append-fsync-8"), options: options(.lz4, .fsync))
-        let seconds = measure {
+        let (seconds, usage) = measureUsage {
             onThreads(threads) { _ in
                 for _ in 0..<perThread { try! log.append(record) }
             }
         }
-        precondition(log.durableNextOffset == UInt64(threads * perThread))
+        precondition(log.durableNextOffset == UInt64(appends))
         let syncs = log.groupCommitSyncs
         try log.close()
         try? FileManager.default.removeItem(atPath: logPath("append-fsync-8"))
-        let rate = Double(threads * perThread) / seconds
+        let rate = Double(appends) / seconds
+        let perAppend = UsagePerAppend(usage, appends: appends)
         report("append-fsync-8", "appends_per_s", rate, "appends/s", "append-fsync-1-writer", appendFsyncRate)
         settle()
         let raw = try RawGroupCommit(path: logPath("raw-group-commit.dat")).run(threads: threads, appendsPerThread: perThread)
         unlink(logPath("raw-group-commit.dat"))
-        report("append-fsync-8", "appends_per_s", rate, "appends/s", "raw-group-commit-8-thread", raw.appendsPerSecond)
-        report("append-fsync-8", "appends_per_fdatasync", Double(threads * perThread) / Double(syncs), "appends",
-               "raw-group-commit-8-thread", raw.appendsPerSync)
+        let rawName = "raw-group-commit-8-thread"
+        report("append-fsync-8", "appends_per_s", rate, "appends/s", rawName, raw.appendsPerSecond)
+        report("append-fsync-8", "appends_per_fdatasync", Double(appends) / Double(syncs), "appends", rawName, raw.appendsPerSync)
+        report("append-fsync-8", "fdatasync_calls", Double(syncs), "calls", rawName, Double(raw.syncs))
+        reportUsage("append-fsync-8", perAppend, rawName, UsagePerAppend(raw.usage, appends: raw.appends))
         settle()
         let leveldb = try Baselines.levelDBSyncedPuts(threads: threads, putsPerThread: perThread, valueBytes: 1024, path: logPath("leveldb"))
-        report("append-fsync-8", "appends_per_s", rate, "appends/s", "leveldb-8-thread-synced", leveldb)
+        let levelDBName = "leveldb-8-thread-synced"
+        report("append-fsync-8", "appends_per_s", rate, "appends/s", levelDBName, leveldb.putsPerSecond)
+        reportUsage("append-fsync-8", perAppend, levelDBName, UsagePerAppend(leveldb.usage, appends: appends))
+    }
+
+    /// `context_switches_per_append` and `cpu_us_per_append` beside a baseline's.
+    private func reportUsage(_ workload: String, _ usage: UsagePerAppend, _ baseline: String, _ baselineUsage: UsagePerAppend) {
+        report(workload, "context_switches_per_append", usage.contextSwitches, "switches", baseline, baselineUsage.contextSwitches)
+        report(workload, "cpu_us_per_append", usage.cpuMicroseconds, "us", baseline, baselineUsage.cpuMicroseconds)
     }
 
     // MARK: append-os-8
@@ -174,28 +190,36 @@ final class Workloads {
     /// same number of appends from 1 thread. One-record batches make every append a trip
     /// through the log's mutex and a write(2), so this is where writers contend. The 1-thread
     /// and 8-thread measurements alternate three times each, each into a fresh log, and the
-    /// medians are reported: single runs on a shared machine vary by a third.
+    /// medians are reported: single runs on a shared machine vary by a third. Context switches
+    /// and CPU time per append (getrusage around each timed section) are medians of the same
+    /// rounds, each figure's median taken on its own.
     func appendOs8() throws {
         let threads = 8
         let appends = 100_000
         let pool = try records(bytes: 128, count: 1024)
-        var oneThread: [Double] = []
-        var eightThreads: [Double] = []
+        var oneThread: [(rate: Double, usage: UsagePerAppend)] = []
+        var eightThreads: [(rate: Double, usage: UsagePerAppend)] = []
         for _ in 0..<3 {
             oneThread.append(try appendOsRate(threads: 1, appends: appends, pool: pool))
             eightThreads.append(try appendOsRate(threads: threads, appends: appends, pool: pool))
         }
         func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
-        report("append-os-8", "appends_per_s", median(eightThreads), "appends/s", "append-os-1-thread", median(oneThread))
+        func medianUsage(_ rounds: [(rate: Double, usage: UsagePerAppend)]) -> UsagePerAppend {
+            UsagePerAppend(contextSwitches: median(rounds.map(\.usage.contextSwitches)),
+                           cpuMicroseconds: median(rounds.map(\.usage.cpuMicroseconds)))
+        }
+        let baseline = "append-os-1-thread"
+        report("append-os-8", "appends_per_s", median(eightThreads.map(\.rate)), "appends/s", baseline, median(oneThread.map(\.rate)))
+        reportUsage("append-os-8", medianUsage(eightThreads), baseline, medianUsage(oneThread))
     }
 
     /// `appends` single-record appends at `.os` into a fresh log, split over `threads` threads:
-    /// appends per second.
-    private func appendOsRate(threads: Int, appends: Int, pool: [[UInt8]]) throws -> Double {
+    /// appends per second, and the process's usage per append meanwhile.
+    private func appendOsRate(threads: Int, appends: Int, pool: [[UInt8]]) throws -> (rate: Double, usage: UsagePerAppend) {
         let path = logPath("append-os-\(threads)")
         let log = try SegmentLog.open(directory: path, options: options(.lz4, .os))
         let perThread = appends / threads
-        let seconds = measure {
+        let (seconds, usage) = measureUsage {
             onThreads(threads) { thread in
                 for i in 0..<perThread { try! log.append(pool[(thread + i * threads) % pool.count]) }
             }
@@ -203,7 +227,7 @@ final class Workloads {
         precondition(log.nextOffset == UInt64(threads * perThread))
         try log.close()
         try? FileManager.default.removeItem(atPath: path)
-        return Double(threads * perThread) / seconds
+        return (Double(threads * perThread) / seconds, UsagePerAppend(usage, appends: threads * perThread))
     }
 
     // MARK: replay
