@@ -175,7 +175,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions())
-        try log.append([makeRecord(0), makeRecord(1)])
+        try await log.append([makeRecord(0), makeRecord(1)])
         let reader = Task {
             var seen: [UInt64] = []
             for try await batch in log.tail(from: 1) {
@@ -185,7 +185,7 @@ import Testing
             return seen
         }
         try await Task.sleep(for: .milliseconds(50))
-        for n in 2..<10 { try log.append(makeRecord(n), durability: n % 2 == 0 ? Durability.buffered : .os) }
+        for n in 2..<10 { try await log.append(makeRecord(n), durability: n % 2 == 0 ? Durability.buffered : .os) }
         #expect(try await reader.value == [0] + Array(2..<10))
         let closing = Task { () -> Int in
             var count = 0

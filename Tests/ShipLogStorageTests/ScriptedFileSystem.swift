@@ -197,7 +197,12 @@ final class Gate: @unchecked Sendable {
     private let arrived = DispatchSemaphore(value: 0)
     private let released = DispatchSemaphore(value: 0)
 
+    /// Whether the last held call ran inside a Swift task, that is on a thread of the
+    /// cooperative pool, which it then blocks.
+    private(set) var arrivedInTask = false
+
     func arriveAndWait() {
+        arrivedInTask = withUnsafeCurrentTask { $0 != nil }
         arrived.signal()
         released.wait()
     }

@@ -120,12 +120,12 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions())
-        for b in 0..<10 { try log.append((0..<10).map { makeRecord(b * 10 + $0) }) }
+        for b in 0..<10 { try await log.append((0..<10).map { makeRecord(b * 10 + $0) }) }
         var tail = log.tail(from: 0).makeAsyncIterator()
         var delivered: UInt64 = 0
         while delivered < 100, let batch = try await tail.next() { delivered = batch.header.nextOffset }
         try log.truncate(after: 49)
-        for b in 5..<15 { try log.append((0..<10).map { makeRecord(20_000 + b * 10 + $0) }) }
+        for b in 5..<15 { try await log.append((0..<10).map { makeRecord(20_000 + b * 10 + $0) }) }
         await #expect(throws: LogError.truncated(readerOffset: 100, newNextOffset: 50)) { _ = try await tail.next() }
         try log.close()
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// One caller's place in the log's write pipeline: an append waiting to be written and, for
 /// `.fsync`, to become durable; or an exclusive operation (truncate, close, flush, retention)
@@ -37,14 +38,26 @@ final class LogRequest: @unchecked Sendable {
     /// Set under the mutex just before the request's thread waits, cleared by the one who
     /// wakes it: so a request is signalled at most once per wait.
     var isSleeping = false
-    private let semaphore = DispatchSemaphore(value: 0)
+    /// An async request suspends its task instead of blocking a thread, and never runs an
+    /// fdatasync on it: it hands that to the log's sync queue (`SegmentLog.syncQueue`).
+    let isAsync: Bool
+    private let semaphore: DispatchSemaphore?
+    private let signal: AsyncSignal?
 
-    init(append: Append?) { self.append = append }
+    init(append: Append?, isAsync: Bool = false) {
+        self.append = append
+        self.isAsync = isAsync
+        semaphore = isAsync ? nil : DispatchSemaphore(value: 0)
+        signal = isAsync ? AsyncSignal() : nil
+    }
 
     var isExclusive: Bool { append == nil }
 
-    func sleep() { semaphore.wait() }
-    func wake() { semaphore.signal() }
+    func sleep() { semaphore!.wait() }
+    func sleep() async { await signal!.wait() }
+    func wake() {
+        if let semaphore { semaphore.signal() } else { signal!.signal() }
+    }
 
     /// Records the outcome; the caller removes the request from whatever list held it.
     func finish(_ outcome: Result<Range<UInt64>, any Error>) {
@@ -69,5 +82,39 @@ struct Wakeups {
     func perform() {
         for request in requests { request.wake() }
         for tail in tails { tail.resume() }
+    }
+}
+
+/// A binary semaphore for tasks: `wait` suspends until `signal`, or returns at once if a
+/// signal came first. Like `DispatchSemaphore` for a blocked thread, it never loses a
+/// signal sent between a request deciding to sleep and the task suspending.
+final class AsyncSignal: Sendable {
+    private let state = Mutex<(signaled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { state -> Bool in
+                precondition(state.waiter == nil, "one waiter at a time")
+                if state.signaled {
+                    state.signaled = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            state.signaled = true
+            return nil
+        }
+        waiter?.resume()
     }
 }

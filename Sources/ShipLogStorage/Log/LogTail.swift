@@ -7,15 +7,22 @@ public struct LogTail: AsyncSequence, Sendable {
     let startOffset: UInt64
 
     public struct AsyncIterator: AsyncIteratorProtocol {
+        public typealias Failure = any Error
         var cursor: BatchCursor
 
-        public mutating func next() async throws -> StoredBatch? {
+        /// Runs on the caller's actor (the main actor, say) without hopping to the global
+        /// executor per element: reading a batch is short, and waiting suspends.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> StoredBatch? {
             while true {
                 if Task.isCancelled { return nil }
                 if let batch = try cursor.next() { return batch }
-                let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset)
+                let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset, isolation: actor)
                 if !open { return nil }
             }
+        }
+
+        public mutating func next() async throws -> StoredBatch? {
+            try await next(isolation: nil)
         }
     }
 
@@ -31,7 +38,7 @@ extension SegmentLog {
     }
 
     /// Suspends until the log holds an offset at or past `offset`; false once it is closed.
-    func waitForAppend(beyond offset: UInt64) async -> Bool {
+    func waitForAppend(beyond offset: UInt64, isolation actor: isolated (any Actor)? = #isolation) async -> Bool {
         let id = state.withLock { state -> Int in
             state.nextTailWaiterID += 1
             return state.nextTailWaiterID

@@ -18,9 +18,16 @@ extension SegmentLog {
     }
 
     /// Appends records as one batch (one header, one checksum, compressed together);
-    /// returns their offsets. Blocks until `durability` is reached.
+    /// returns their offsets. Blocks its thread until `durability` is reached: for threads
+    /// the caller owns. From tasks, use the `async` form, which suspends instead.
     @discardableResult
     public func append(_ records: [[UInt8]], epoch: UInt64 = 0, durability: Durability) throws -> Range<UInt64> {
+        try submit(batchAppend(records, epoch: epoch, durability: durability))
+    }
+
+    /// Checks and compresses records into an append. Compression happens on the caller's
+    /// thread before joining the queue, so appenders compress in parallel.
+    func batchAppend(_ records: [[UInt8]], epoch: UInt64, durability: Durability) throws -> LogRequest.Append {
         guard !records.isEmpty else { throw LogError.emptyBatch }
         let maxRecordBytes = options.maxRecordBytes
         var sectionBytes = 0
@@ -33,11 +40,21 @@ extension SegmentLog {
         guard Format.batchHeaderBytes + sectionBytes <= options.maxBatchBytes else {
             throw LogError.batchTooLarge(bytes: Format.batchHeaderBytes + sectionBytes, limit: options.maxBatchBytes)
         }
-        // Compression happens on the caller's thread before joining the queue, so appenders
-        // compress in parallel.
         let batch = StoredBatch(encoding: records, codec: options.compression)
-        return try submit(LogRequest.Append(batch: batch, epoch: epoch, timestampMs: options.clock(), keepHeader: false,
-                                            durability: durability))
+        return LogRequest.Append(batch: batch, epoch: epoch, timestampMs: options.clock(), keepHeader: false, durability: durability)
+    }
+
+    /// Checks a stored batch from another log into an append that keeps its header.
+    func storedAppend(_ batch: StoredBatch, durability: Durability) throws -> LogRequest.Append {
+        guard batch.checksumMatches else {
+            throw LogError.corruption(file: "<stored batch>", position: 0, offset: batch.header.firstOffset,
+                                      reason: "batch checksum mismatch")
+        }
+        guard batch.bytes.count <= options.maxBatchBytes else {
+            throw LogError.batchTooLarge(bytes: batch.bytes.count, limit: options.maxBatchBytes)
+        }
+        return LogRequest.Append(batch: batch, epoch: batch.header.leaderEpoch, timestampMs: batch.header.timestampMs,
+                                 keepHeader: true, durability: durability)
     }
 
     /// Appends a batch exactly as another log stored it (replication ships these bytes) at
@@ -51,15 +68,7 @@ extension SegmentLog {
     /// Appends a batch exactly as another log stored it, once `durability` is reached.
     @discardableResult
     public func append(storedBatch batch: StoredBatch, durability: Durability) throws -> Range<UInt64> {
-        guard batch.checksumMatches else {
-            throw LogError.corruption(file: "<stored batch>", position: 0, offset: batch.header.firstOffset,
-                                      reason: "batch checksum mismatch")
-        }
-        guard batch.bytes.count <= options.maxBatchBytes else {
-            throw LogError.batchTooLarge(bytes: batch.bytes.count, limit: options.maxBatchBytes)
-        }
-        return try submit(LogRequest.Append(batch: batch, epoch: batch.header.leaderEpoch, timestampMs: batch.header.timestampMs,
-                                            keepHeader: true, durability: durability))
+        try submit(storedAppend(batch, durability: durability))
     }
 
     /// Writes the in-process buffer to the kernel (`Durability.buffered` appends).

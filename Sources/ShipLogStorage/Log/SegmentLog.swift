@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Synchronization
 
@@ -19,6 +20,8 @@ public final class SegmentLog: Sendable {
     /// loads the same value after reading some bytes knows they predate every truncation
     /// it has not accounted for (see `BatchCursor`).
     let truncationGeneration = Atomic<UInt64>(0)
+    /// Where the fdatasyncs that async appends lead run, off the tasks' threads.
+    let syncQueue = DispatchQueue(label: "shiplog.group-commit")
     private let lock: Mutex<(any FileLock)?>
     static let logger = Logger(label: "shiplog.storage")
 

@@ -67,43 +67,11 @@ extension SegmentLog {
         }
     }
 
-    private enum Step {
-        case finished(Result<Range<UInt64>, any Error>)
-        case sleep
-        case again
-        case write(WriteGroup)
-        case sync(file: any StorageFile, segmentBase: UInt64, offset: UInt64, position: Int64)
-    }
-
     /// Drives `request` on the calling thread until it is finished: leading a write group or
     /// an fdatasync when it may, sleeping otherwise.
     private func drive(_ request: LogRequest) throws -> Range<UInt64> {
         while true {
-            let step: Step = locked { state, wakeups in
-                if let result = request.result { return .finished(result) }
-                switch request.phase {
-                case .finished:
-                    preconditionFailure("a finished request has a result")
-                case .queued:
-                    guard state.writeQueue.first === request, !state.writerBusy else { break }
-                    if let group = planWriteGroup(&state, &wakeups) { return .write(group) }
-                    return .again  // finished while planning (buffered, or refused)
-                case .awaitingDurable:
-                    guard !state.syncBusy, !(state.writeQueue.first?.isExclusive ?? false) else { break }
-                    do {
-                        let file = try state.active.handle.file()
-                        state.syncBusy = true
-                        return .sync(file: file, segmentBase: state.active.baseOffset,
-                                     offset: state.flushedNextOffset, position: state.flushedPosition)
-                    } catch {
-                        markFailed(&state, &wakeups, cause: "opening \(state.active.handle.path) to sync: \(error)")
-                        return .again
-                    }
-                }
-                request.isSleeping = true
-                return .sleep
-            }
-            switch step {
+            switch decide(request) {
             case .finished(let result):
                 return try result.get()
             case .sleep:
@@ -112,26 +80,95 @@ extension SegmentLog {
                 continue
             case .write(let group):
                 perform(group)
-            case .sync(let file, let segmentBase, let offset, let position):
-                var failure: (any Error)?
-                do { try file.sync() } catch { failure = error }
-                locked { state, wakeups in
-                    state.syncBusy = false
-                    state.groupCommitSyncs += 1
-                    if let failure {
-                        markFailed(&state, &wakeups, cause: "fdatasync \(file.path): \(failure)")
-                    } else if offset > state.durableNextOffset, state.failure == nil {
-                        // Only a roll can change the active segment while a sync runs, and a
-                        // roll makes everything before it durable: a sync point past the
-                        // durable end is therefore in the segment that was synced.
-                        precondition(state.active.baseOffset == segmentBase, "sync point outlived its segment")
-                        state.durableNextOffset = offset
-                        state.durablePosition = position
-                    }
-                    state.finishDurableWaiters(&wakeups)
-                    state.kick(&wakeups)
+            case .sync(let sync):
+                perform(sync)
+            }
+        }
+    }
+
+    /// Drives an async request: it leads write groups on its task (a pwrite is short) but
+    /// hands the fdatasync it leads to `syncQueue`, so no task thread waits on the disk.
+    func driveAsync(_ request: LogRequest) async throws -> Range<UInt64> {
+        precondition(request.isAsync)
+        while true {
+            switch decide(request) {
+            case .finished(let result):
+                return try result.get()
+            case .sleep:
+                await request.sleep()
+            case .again:
+                continue
+            case .write(let group):
+                perform(group)
+            case .sync(let sync):
+                syncQueue.async { self.perform(sync) }
+            }
+        }
+    }
+
+    private enum Step {
+        case finished(Result<Range<UInt64>, any Error>)
+        case sleep
+        case again
+        case write(WriteGroup)
+        case sync(SyncPoint)
+    }
+
+    /// An fdatasync to run: everything flushed when it was decided.
+    struct SyncPoint: Sendable {
+        let file: any StorageFile
+        let segmentBase: UInt64
+        let offset: UInt64
+        let position: Int64
+    }
+
+    /// Under the mutex: what `request` does next.
+    private func decide(_ request: LogRequest) -> Step {
+        locked { state, wakeups in
+            if let result = request.result { return .finished(result) }
+            switch request.phase {
+            case .finished:
+                preconditionFailure("a finished request has a result")
+            case .queued:
+                guard state.writeQueue.first === request, !state.writerBusy else { break }
+                if let group = planWriteGroup(&state, &wakeups) { return .write(group) }
+                return .again  // finished while planning (buffered, or refused)
+            case .awaitingDurable:
+                guard !state.syncBusy, !(state.writeQueue.first?.isExclusive ?? false) else { break }
+                do {
+                    let file = try state.active.handle.file()
+                    state.syncBusy = true
+                    return .sync(SyncPoint(file: file, segmentBase: state.active.baseOffset,
+                                           offset: state.flushedNextOffset, position: state.flushedPosition))
+                } catch {
+                    markFailed(&state, &wakeups, cause: "opening \(state.active.handle.path) to sync: \(error)")
+                    return .again
                 }
             }
+            request.isSleeping = true
+            return .sleep
+        }
+    }
+
+    /// Runs a group-commit fdatasync and finishes the waiters it covers.
+    private func perform(_ sync: SyncPoint) {
+        var failure: (any Error)?
+        do { try sync.file.sync() } catch { failure = error }
+        locked { state, wakeups in
+            state.syncBusy = false
+            state.groupCommitSyncs += 1
+            if let failure {
+                markFailed(&state, &wakeups, cause: "fdatasync \(sync.file.path): \(failure)")
+            } else if sync.offset > state.durableNextOffset, state.failure == nil {
+                // Only a roll can change the active segment while a sync runs, and a roll
+                // makes everything before it durable: a sync point past the durable end is
+                // therefore in the segment that was synced.
+                precondition(state.active.baseOffset == sync.segmentBase, "sync point outlived its segment")
+                state.durableNextOffset = sync.offset
+                state.durablePosition = sync.position
+            }
+            state.finishDurableWaiters(&wakeups)
+            state.kick(&wakeups)
         }
     }
 
