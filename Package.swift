@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "ShipLogStorageTests",
             dependencies: [
-                "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",
+                "ShipLog", "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),

@@ -60,10 +60,10 @@ import Testing
         let reopened = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 4096))
         #expect(reopened.segmentCount > 3)
         for offset in 0..<expected.count {
-            #expect(try reopened.record(at: UInt64(offset)) == expected[offset], "offset \(offset)")
+            #expect(try reopened.record(at: UInt64(offset)).bytes == expected[offset], "offset \(offset)")
         }
         #expect(throws: LogError.offsetOutOfRange(requested: UInt64(expected.count), firstOffset: 0, nextOffset: UInt64(expected.count))) {
-            try reopened.record(at: UInt64(expected.count))
+            try reopened.record(at: UInt64(expected.count)).bytes
         }
         #expect(try reopened.records(in: 10..<25).map { Array($0.bytes) } == Array(expected[10..<25]))
     }
@@ -80,7 +80,7 @@ import Testing
         try FileManager.default.removeItem(atPath: dir.logPath + "/" + indexes[0])
         writeFileBytes(dir.logPath + "/" + indexes[1], [1, 2, 3])
         let reopened = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 4096))
-        for offset in 0..<expected.count { #expect(try reopened.record(at: UInt64(offset)) == expected[offset]) }
+        for offset in 0..<expected.count { #expect(try reopened.record(at: UInt64(offset)).bytes == expected[offset]) }
         #expect(FileManager.default.fileExists(atPath: dir.logPath + "/" + indexes[0]), "rebuilt index is written back")
     }
 
@@ -155,7 +155,7 @@ import Testing
         #expect(log.segmentCount == before - removed.count)
         #expect(log.firstOffset > 0)
         #expect(log.lastOffset == 199)
-        #expect(try log.record(at: log.firstOffset) == makeRecord(Int(log.firstOffset)))
+        #expect(try log.record(at: log.firstOffset).bytes == makeRecord(Int(log.firstOffset)))
         let firstBeforeAge = log.firstOffset
         let aged = try log.enforceRetention(RetentionPolicy(maxAge: .seconds(30)))
         #expect(!aged.isEmpty)

@@ -182,14 +182,14 @@ extension SegmentLog {
     /// The records with offsets in `range` that the log holds, in order. A truncation that
     /// cuts into the range while it is read makes the read start over, so the result is the
     /// log before or after it, never a mix.
-    public func records(in range: Range<UInt64>) throws -> [RecordBatch.Record] {
+    public func records(in range: Range<UInt64>) throws -> [LogRecord] {
         var attempts = 0
         while true {
             do {
                 var cursor = batches(from: range.lowerBound, bufferBytes: 64 << 10)
-                var result: [RecordBatch.Record] = []
+                var result: [LogRecord] = []
                 while let batch = try cursor.next() {
-                    for record in try batch.decode() where range.contains(record.offset) { result.append(record) }
+                    for record in try batch.logRecords() where range.contains(record.offset) { result.append(record) }
                     if batch.header.nextOffset >= range.upperBound { break }
                 }
                 return result
@@ -203,11 +203,11 @@ extension SegmentLog {
     static let readAttemptsMax = 16
 
     /// The record at `offset`; throws `offsetOutOfRange` when the log does not hold it.
-    public func record(at offset: UInt64) throws -> [UInt8] {
-        guard let record = try records(in: offset..<(offset + 1)).first else {
+    public func record(at offset: UInt64) throws -> LogRecord {
+        guard offset < UInt64.max, let record = try records(in: offset..<(offset + 1)).first else {
             let (first, next) = state.withLock { ($0.firstOffset, $0.nextOffset) }
             throw LogError.offsetOutOfRange(requested: offset, firstOffset: first, nextOffset: next)
         }
-        return Array(record.bytes)
+        return record
     }
 }

@@ -1,6 +1,10 @@
 /// What `open` found and did, so the application can log it and operators can act on it.
 public struct RecoveryReport: Sendable, Equatable {
+    /// The log was created by this open (it had no segments): neither a clean shutdown nor a
+    /// crash.
+    public var created: Bool = false
     /// A valid clean-shutdown marker was found: only its index was loaded, nothing scanned.
+    /// False for a crash and for a log just created (`created`).
     public var cleanShutdown: Bool = false
     public var scannedBytes: Int64 = 0
     /// Where the log was cut, if it was: the file and the byte position the valid prefix ends at.

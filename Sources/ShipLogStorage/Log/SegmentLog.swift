@@ -113,6 +113,7 @@ public final class SegmentLog: Sendable {
         var lastEpoch: UInt64 = 0
         if bases.isEmpty {
             segments = [try files.createSegment(baseOffset: options.initialOffset, preallocateBytes: nil)]
+            recovery.report.created = true
         } else {
             (segments, lastEpoch) = try recovery.recover(bases: bases, marker: marker)
         }
