@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reads stored batches in offset order from some offset on, across segments, through a
 /// buffered scanner. The first batch returned is the one holding the starting offset.
 /// It stops (returns nil) at the log's current end; call `next()` again later for more.
@@ -13,13 +19,15 @@ public struct BatchCursor {
     private var segmentBase: UInt64 = 0
     private var limit: Int64 = 0
     private let bufferBytes: Int
+    /// The smallest read buffer a cursor uses, whatever it is asked for.
+    static let bufferBytesMin = 4096
     /// The truncations this cursor has accounted for (`SegmentLog.truncationGeneration`).
     private var generation: UInt64
 
     init(log: SegmentLog, from offset: UInt64, bufferBytes: Int) {
         self.log = log
         self.nextOffset = offset
-        self.bufferBytes = bufferBytes
+        self.bufferBytes = max(bufferBytes, Self.bufferBytesMin)
         self.generation = log.truncationGeneration.load(ordering: .sequentiallyConsistent)
     }
 
@@ -43,10 +51,21 @@ public struct BatchCursor {
         while true {
             _ = try newTruncationPoint()
             if scanner == nil {
-                guard let place = try log.locate(nextOffset) else { return nil }
+                let located: SegmentLog.Place?
+                let file: (any StorageFile)?
+                do {
+                    located = try log.locate(nextOffset)
+                    file = try located?.segment.handle.file()
+                } catch LogError.io(let operation, let path, ENOENT) {
+                    // The segment went away between finding it and opening it.
+                    if try newTruncationPoint() != nil { continue }
+                    let (first, next) = log.state.withLock { ($0.firstOffset, $0.nextOffset) }
+                    if nextOffset < first { throw LogError.offsetOutOfRange(requested: nextOffset, firstOffset: first, nextOffset: next) }
+                    throw LogError.io(operation: operation, path: path, errno: ENOENT)
+                }
+                guard let place = located, let file else { return nil }
                 if place.segment.baseOffset == segmentBase, place.limit == limit, place.start >= limit { return nil }
-                scanner = try SegmentScanner(file: place.segment.handle.file(), from: place.start, limit: place.limit,
-                                             bufferBytes: bufferBytes)
+                scanner = try SegmentScanner(file: file, from: place.start, limit: place.limit, bufferBytes: bufferBytes)
                 segmentBase = place.segment.baseOffset
                 limit = place.limit
             }

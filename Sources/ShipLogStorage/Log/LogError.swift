@@ -29,8 +29,9 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
     case truncated(readerOffset: UInt64, newNextOffset: UInt64)
     /// A system call failed; `errno` says why (ENOSPC: the disk is full).
     case io(operation: String, path: String, errno: Int32)
-    /// An fsync failed earlier: the kernel may have dropped dirty pages, so the log refuses
-    /// every further write rather than pretend later data is durable. Reopen to recover.
+    /// An fsync failed earlier (the kernel may have dropped dirty pages), or a truncate, roll
+    /// or write failed part-way: the files may not be what the log believes, so it refuses
+    /// every further write rather than pretend. Reopen to recover from what is on disk.
     case failed(cause: String)
     case closed
     case invalidOptions(String)
@@ -64,7 +65,7 @@ public enum LogError: Error, Sendable, Equatable, CustomStringConvertible {
         case .io(let operation, let path, let errno):
             return "\(operation) failed on \(path): \(String(cString: strerror(errno))) (errno \(errno))"
         case .failed(let cause):
-            return "the log refuses writes after a failed fsync (\(cause)); reopen it to recover"
+            return "the log refuses writes after a failure that left its files uncertain (\(cause)); reopen it to recover"
         case .closed:
             return "the log is closed"
         case .invalidOptions(let reason):

@@ -100,6 +100,8 @@ struct LogState: Sendable {
                 request.finish(.failure(LogError.failed(cause: failure)))
             } else if target <= durableNextOffset {
                 request.finish(.success(request.writtenRange))
+            } else if isClosed {
+                request.finish(.failure(LogError.closed))
             } else {
                 return false
             }

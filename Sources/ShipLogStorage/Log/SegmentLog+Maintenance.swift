@@ -8,7 +8,10 @@ extension SegmentLog {
     public func enforceRetention(_ policy: RetentionPolicy) throws -> [String] {
         try state.withLock { try checkWritable($0) }
         let now = options.clock()
-        let maxAgeMs = policy.maxAge.map { Int64($0.components.seconds) * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+        let maxAgeMs = policy.maxAge.map { age -> Int64 in
+            let (ms, overflow) = age.components.seconds.multipliedReportingOverflow(by: 1000)
+            return overflow ? (age < .zero ? .min : .max) : ms + age.components.attoseconds / 1_000_000_000_000_000
+        }
         var removed: [String] = []
         while true {
             let candidate: SegmentInfo? = state.withLock { state in
@@ -22,7 +25,8 @@ extension SegmentLog {
                 if oldest.newestTimestampMs == nil {
                     oldest = try locate(oldest.baseOffset)?.segment ?? oldest
                 }
-                if let newest = oldest.newestTimestampMs, newest < now - maxAgeMs { expired = true }
+                let (cutoff, overflow) = now.subtractingReportingOverflow(maxAgeMs)
+                if let newest = oldest.newestTimestampMs, !overflow || maxAgeMs < 0, newest < cutoff { expired = true }
             }
             guard expired else { break }
             let deleted = try exclusive { state, _ -> Bool in

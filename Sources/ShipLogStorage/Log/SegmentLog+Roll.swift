@@ -29,7 +29,9 @@ extension SegmentLog {
         do {
             next = try files.install(prepared)
         } catch let failure as SegmentDirectory.InstallFailure {
-            if let installed = failure.installed { appendSegment(installed, &state) }
+            // Not renamed into place: nothing changed, the log goes on in the same segment.
+            guard let installed = failure.installed else { throw failure.cause }
+            appendSegment(installed, &state)
             poison(&state, &wakeups, cause: "starting segment \(prepared.finalPath): \(failure.cause)")
             throw LogError.failed(cause: "\(failure.cause)")
         }

@@ -27,12 +27,19 @@ extension SegmentLog {
             try makeWrittenDurable(&state, &wakeups)
             let targetSlot = state.segments.lastIndex { $0.baseOffset < keepNext } ?? 0
             let cut = try planCut(of: state.segments[targetSlot], keepNext: keepNext)
+            // The log's last epoch becomes the kept records' (epochs may go back down to it).
+            let keptEpoch = keepNext > state.firstOffset ? try epochOfBatch(holding: keepNext - 1, state) : 0
             let replacement = try cut.rewrite.map { try prepareReplacement(of: state.segments[targetSlot], cut: cut, rewrite: $0) }
 
             // From here on the files change.
             let generation = truncationGeneration.add(1, ordering: .sequentiallyConsistent).newValue
             state.truncations.append((generation, keepNext))
-            if state.truncations.count > Self.truncationsKept { state.truncations.removeFirst() }
+            if state.truncations.count > Self.truncationsKept {
+                // Fold the two oldest into one: a reader older than both is checked against the
+                // lower cut, which is conservative but never below a real cut.
+                let oldest = state.truncations.removeFirst()
+                state.truncations[0].keepNext = min(state.truncations[0].keepNext, oldest.keepNext)
+            }
             wakeups.tails += state.takeTailWaiters()
             do {
                 try removeSegments(after: targetSlot, &state)
@@ -41,6 +48,7 @@ extension SegmentLog {
                 poison(&state, &wakeups, cause: "truncating after offset \(offset): \(error)")
                 throw error
             }
+            state.lastEpoch = keptEpoch
             state.check()
             if options.preallocateSegments {
                 // Only space reservation: the log is correct without it.
@@ -51,8 +59,8 @@ extension SegmentLog {
         }
     }
 
-    /// How many recent truncations a reader can be checked against; an older reader is told
-    /// its log was truncated, to be safe.
+    /// How many truncations are remembered one by one; older ones are folded into the oldest
+    /// entry, so an old reader is judged by the lowest cut among them.
     static let truncationsKept = 64
 
     /// Flushes and syncs, so every written append is durable before records are removed:
@@ -111,6 +119,26 @@ extension SegmentLog {
                                           reason: "the segment ends before offset \(keepNext), which the log says it holds")
             case .invalid(let position, let reason):
                 throw LogError.corruption(file: file.path, position: position, offset: keepNext, reason: reason)
+            }
+        }
+    }
+
+    /// The leader epoch of the batch holding `offset`, read from the files (the log's state
+    /// keeps only the last epoch).
+    private func epochOfBatch(holding offset: UInt64, _ state: LogState) throws -> UInt64 {
+        let segment = state.segments[state.segments.lastIndex { $0.baseOffset <= offset } ?? 0]
+        let entries = try segment.index?.entries
+            ?? (files.loadIndex(baseOffset: segment.baseOffset, segmentBytes: segment.endPosition)
+                ?? files.rebuildIndex(of: segment.handle, endPosition: segment.endPosition, intervalBytes: options.indexIntervalBytes)).entries
+        let start = SparseIndex(entries: entries).floor(offset)?.position ?? Int64(Format.segmentHeaderBytes)
+        var scanner = try SegmentScanner(file: segment.handle.file(), from: start, limit: segment.endPosition, bufferBytes: 64 << 10)
+        while true {
+            switch try scanner.next() {
+            case .batch(let batch, _):
+                if batch.header.nextOffset > offset { return batch.header.leaderEpoch }
+            case .end(let position), .invalid(let position, _):
+                throw LogError.corruption(file: segment.handle.path, position: position, offset: offset,
+                                          reason: "no batch holds offset \(offset), which the log says it holds")
             }
         }
     }
@@ -201,12 +229,11 @@ extension SegmentLog {
     }
 
     /// The lowest first-removed offset of the truncations after `generation`; nil if none.
-    /// 0 when truncations after `generation` have been forgotten.
     func lowestTruncation(since generation: UInt64) -> UInt64? {
         state.withLock { state in
-            let newer = state.truncations.filter { $0.generation > generation }
-            if let oldest = state.truncations.first, oldest.generation > generation + 1 { return 0 }
-            return newer.map(\.keepNext).min()
+            // Entries are in generation order; an entry folds in every truncation up to its
+            // generation that is no longer listed, so the first entry past `generation` counts.
+            state.truncations.filter { $0.generation > generation }.map(\.keepNext).min()
         }
     }
 }

@@ -153,6 +153,7 @@ public final class SegmentLog: Sendable {
             guard !state.isClosed else { return .success(()) }
             defer {
                 state.isClosed = true
+                state.finishDurableWaiters(&wakeups)
                 wakeups.tails += state.takeTailWaiters()
             }
             guard state.failure == nil else { return .success(()) }

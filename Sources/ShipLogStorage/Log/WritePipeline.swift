@@ -37,8 +37,11 @@ extension SegmentLog {
     func waitDurable(through target: UInt64) throws {
         let request = LogRequest(append: nil)
         let waiting = try locked { state, _ -> Bool in
-            if state.durableNextOffset >= target { return false }
             try checkWritable(state)
+            // A truncate since the caller took `target` may have lowered the end: what is
+            // left of it is what must be durable (and truncate made that durable already).
+            let target = min(target, state.flushedNextOffset)
+            if state.durableNextOffset >= target { return false }
             request.phase = .awaitingDurable(target: target)
             request.writtenRange = target..<target
             state.durabilityWaiters.append(request)
@@ -133,7 +136,9 @@ extension SegmentLog {
                 guard state.writeQueue.first === request, !state.writerBusy else { break }
                 if let group = planWriteGroup(&state, &wakeups) { return .write(group) }
                 return .again  // finished while planning (buffered, or refused)
-            case .awaitingDurable:
+            case .awaitingDurable(let target):
+                // A sync covers at most what is flushed: a waiter past it would sync forever.
+                precondition(target <= state.flushedNextOffset, "a durability waiter's records are written")
                 guard !state.syncBusy, !(state.writeQueue.first?.isExclusive ?? false) else { break }
                 do {
                     let file = try state.active.handle.file()
@@ -232,6 +237,7 @@ extension SegmentLog {
                 state.pending.append(contentsOf: member.append!.batch.bytes)
             }
             publish(members, &state, &wakeups)
+            state.kick(&wakeups)
             return nil
         }
         do {
@@ -292,6 +298,7 @@ extension SegmentLog {
                     member.finish(.failure(error))
                     wakeups.add(member)
                 }
+                if writeError != nil, state.failure == nil { discardTornWrite(group, &state, &wakeups) }
                 state.kick(&wakeups)
                 return
             }
@@ -302,6 +309,22 @@ extension SegmentLog {
             state.flushedNextOffset = state.active.nextOffset
             state.check()
             state.kick(&wakeups)
+        }
+    }
+
+    /// A write that failed part-way may have left whole batches past the log's end; a later,
+    /// shorter write would leave them intact behind it, for recovery to resurrect or to call
+    /// damage. Cutting the file back to the end removes them; if even that fails, the file
+    /// is not what the log says, so the log refuses writes.
+    private func discardTornWrite(_ group: WriteGroup, _ state: inout LogState, _ wakeups: inout Wakeups) {
+        do {
+            try group.file.truncate(to: group.position)
+        } catch {
+            markFailed(&state, &wakeups, cause: "cutting a failed write back to byte \(group.position) of \(group.file.path): \(error)")
+            return
+        }
+        if options.preallocateSegments {
+            try? group.file.preallocate(to: max(Int64(options.segmentBytes), group.position))
         }
     }
 
