@@ -67,15 +67,13 @@ struct RepairRun {
             } catch {
                 let done = steps[..<number]
                 let state = done.contains(where: \.changesData)
-                    ? "the log holds a prefix of what it held before (the removals went newest first)"
+                    ? "the log holds a prefix of what it held before (the removals go newest first, the cut last)"
                     : "the log's data is as it was"
-                let lines = [
-                    "repair stopped at step \(number + 1) of \(steps.count): \(step.description): \(error)",
-                    "  done: " + (done.isEmpty ? "nothing" : done.map(\.description).joined(separator: "; ")),
-                    "  not done: " + steps[number...].map(\.description).joined(separator: "; "),
-                    "  \(state); the originals of every file it touches are in \(backupPath)",
-                    "  running the same repair again finishes it",
-                ]
+                let lines = ["repair stopped at step \(number + 1) of \(steps.count): \(error)", "  done:", "    back up into \(backupPath)"]
+                    + done.map { "    \($0.description)" }
+                    + ["  not done:"] + steps[number...].map { "    \($0.description)" }
+                    + ["  \(state); the originals of every file the repair touches are in \(backupPath)",
+                       "  running the same repair again finishes it"]
                 throw ToolFailure.damaged(lines.joined(separator: "\n"))
             }
         }

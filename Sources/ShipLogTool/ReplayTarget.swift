@@ -15,6 +15,8 @@ final class ReplayTarget {
     private let parent: String
     private var log: SegmentLog?
     private(set) var appendedBatches = 0
+    /// The copy has its final name: from here a failure leaves it whole.
+    private var renamed = false
 
     init(destination: String) throws {
         let url = URL(fileURLWithPath: destination).standardizedFileURL
@@ -77,6 +79,7 @@ final class ReplayTarget {
         self.log = nil
         let fs = PosixFileSystem()
         try fs.rename(partial, to: destination)
+        renamed = true
         try fs.syncDirectory(parent)
         return offsets
     }
@@ -84,6 +87,7 @@ final class ReplayTarget {
     /// Removes the partial copy without closing it cleanly: no clean-shutdown marker is ever
     /// written for a copy that failed. Returns what is left, for the error message.
     func abandon() -> String {
+        if renamed { return "the copy at \(destination) is whole, but a power cut may still lose its name" }
         log = nil  // releases the lock, writes nothing
         do {
             try FlatFolder.remove(partial)

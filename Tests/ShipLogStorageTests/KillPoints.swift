@@ -24,40 +24,68 @@ enum KillPoints {
 
     struct Run {
         var killed: Bool
+        var injected = false
         var status: Int32
         var output: String
         var errors: String
     }
 
-    /// Runs `shiplog arguments`, killed on call `n` of `call`.
-    static func shiplog(_ arguments: [String], killAt call: String, n: Int) throws -> Run {
-        try run(stracePath, ["-f", "-o", "/dev/null", "-e", "trace=\(call)", "-e", "inject=\(call):signal=KILL:when=\(n)",
-                             ToolTests.toolPath] + arguments)
+    /// What happens at the chosen call: SIGKILL, or the call fails with an errno (by name).
+    enum Injection {
+        case kill
+        case fail(String)
+
+        func strace(_ call: String, _ n: Int) -> String {
+            switch self {
+            case .kill: return "inject=\(call):signal=KILL:when=\(n)"
+            case .fail(let errno): return "inject=\(call):error=\(errno):when=\(n)"
+            }
+        }
     }
 
-    /// Runs `shiplog arguments` with call `n` of `call` failing with `errno` instead.
-    static func shiplog(_ arguments: [String], fail call: String, n: Int, errno: String) throws -> Run {
-        try run(stracePath, ["-f", "-o", "/dev/null", "-e", "trace=\(call)", "-e", "inject=\(call):error=\(errno):when=\(n)",
-                             ToolTests.toolPath] + arguments)
+    struct Point: CustomStringConvertible {
+        var injection: Injection
+        var call: String
+        var n: Int
+        var description: String {
+            switch injection {
+            case .kill: return "killed at \(call) #\(n)"
+            case .fail(let errno): return "\(call) #\(n) failing with \(errno)"
+            }
+        }
     }
 
-    /// Runs every kill point of every destructive call, in order: `body(call, n, run)` gets
-    /// each run and says nothing back; the loop for a call ends at the first run that was not
-    /// killed. Bounded, so that a tool that never finishes cannot hang the suite.
-    static func forEachKill(_ arguments: [String], calls: [String] = destructiveCalls, maxPerCall: Int = 200,
-                            prepare: () throws -> Void, _ body: (String, Int, Run) throws -> Void) throws -> Int {
-        var kills = 0
+    /// Runs `shiplog arguments` with `injection` at call `n` of `call`; `injected` says
+    /// whether the run got that far (strace marks the call it changed "(INJECTED)").
+    static func shiplog(_ arguments: [String], _ injection: Injection, at call: String, n: Int) throws -> Run {
+        let trace = NSTemporaryDirectory() + "shiplog-strace-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: trace) }
+        var result = try run(stracePath, ["-f", "-o", trace, "-e", "trace=\(call)", "-e", injection.strace(call, n),
+                                          ToolTests.toolPath] + arguments)
+        result.injected = result.killed || String(decoding: fileBytes(trace), as: UTF8.self).contains("(INJECTED)")
+        return result
+    }
+
+    /// Injects at every call of every listed kind in turn: `body(point, run)` checks each run.
+    /// The loop for a call ends at the first run that did not reach call n, which completed
+    /// as if uninjected. Bounded, so that a tool that never finishes cannot hang the suite.
+    /// Returns the number of points injected.
+    @discardableResult
+    static func forEachPoint(_ arguments: [String], _ injection: Injection, calls: [String] = destructiveCalls,
+                             maxPerCall: Int = 200, prepare: () throws -> Void,
+                             _ body: (Point, Run) throws -> Void) throws -> Int {
+        var points = 0
         for call in calls {
             for n in 1...maxPerCall {
                 try prepare()
-                let run = try shiplog(arguments, killAt: call, n: n)
-                try body(call, n, run)
-                guard run.killed else { break }
-                kills += 1
-                precondition(n < maxPerCall, "\(call) was still being called after \(maxPerCall) kills")
+                let run = try shiplog(arguments, injection, at: call, n: n)
+                try body(Point(injection: injection, call: call, n: n), run)
+                guard run.injected else { break }
+                points += 1
+                precondition(n < maxPerCall, "\(call) was still being called after \(maxPerCall) injections")
             }
         }
-        return kills
+        return points
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> Run {
@@ -74,7 +102,7 @@ enum KillPoints {
         process.waitUntilExit()
         // strace ends itself with the signal that ended the program.
         let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
-        return Run(killed: killed, status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+        return Run(killed: killed, injected: killed, status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
                    errors: String(decoding: errors, as: UTF8.self))
     }
 }

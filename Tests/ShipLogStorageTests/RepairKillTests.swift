@@ -73,10 +73,10 @@ struct RepairKillTests {
         let segments = now.segments
         #expect(segments == Array(s.old.segments.prefix(segments.count)), "\(point): the segments left are the first ones")
         for name in segments.dropLast() {
-            #expect(now.files[name] == s.old.files[name], "\(point): \(name), not the last left, is unchanged")
+            #expect(same(now.files[name], s.old.files[name]), "\(point): \(name), not the last left, is unchanged")
         }
         if let last = segments.last {
-            #expect(now.files[last] == s.old.files[last] || now.files[last] == s.repaired.files[last],
+            #expect(same(now.files[last], s.old.files[last]) || same(now.files[last], s.repaired.files[last]),
                     "\(point): \(last) is as it was or as the repair cuts it")
         }
         let unchanged = segments.allSatisfy { now.files[$0] == s.old.files[$0] } && segments == s.old.segments
@@ -86,7 +86,7 @@ struct RepairKillTests {
         if s.keepsClean { #expect(now.files[Format.cleanMarkerName] != nil, "\(point): an index rebuild keeps the marker") }
         for folder in now.folders where folder.hasPrefix("repair-backup-") && !folder.hasSuffix(".partial") {
             let backup = DirectorySnapshot(s.log + "/" + folder)
-            for (name, bytes) in backup.files { #expect(bytes == s.old.files[name], "\(point): \(folder)/\(name) is whole") }
+            for (name, bytes) in backup.files { #expect(same(bytes, s.old.files[name]), "\(point): \(folder)/\(name) is whole") }
         }
         let read = try Self.readable(s.log)
         #expect(read.records == Array(s.oldRecords.prefix(read.records.count)), "\(point): the library reads a prefix of the old records")
@@ -117,7 +117,7 @@ struct RepairKillTests {
     func checkRepaired(_ s: Scenario, _ point: String) throws {
         let now = DirectorySnapshot(s.log)
         #expect(now.segments == s.repaired.segments, "\(point)")
-        for name in now.segments { #expect(now.files[name] == s.repaired.files[name], "\(point): \(name)") }
+        for name in now.segments { #expect(same(now.files[name], s.repaired.files[name]), "\(point): \(name)") }
         #expect((now.files[Format.cleanMarkerName] != nil) == (s.repaired.files[Format.cleanMarkerName] != nil), "\(point): CLEAN")
         #expect(!now.folders.contains { $0.hasSuffix(".partial") }, "\(point): no incomplete backup is left")
         #expect(now.folders.contains { $0.hasPrefix("repair-backup-") }, "\(point): a complete backup")
@@ -127,20 +127,23 @@ struct RepairKillTests {
 
     func killEverywhere(_ s: Scenario) throws {
         let started = ContinuousClock.now
-        let kills = try KillPoints.forEachKill(s.arguments, prepare: s.reset) { call, n, run in
-            let point = "killed at \(call) #\(n)"
-            guard run.killed else {
-                #expect(run.status == 0, "\(call) #\(n) was never reached; the run failed: \(run.errors)")
-                try checkRepaired(s, "uninterrupted (\(call) made \(n - 1) times)")
+        let kills = try KillPoints.forEachPoint(s.arguments, .kill, prepare: s.reset) { point, run in
+            guard run.injected else {
+                #expect(run.status == 0, "\(point.call) #\(point.n) was never reached; the run failed: \(run.errors)")
+                try checkRepaired(s, "uninterrupted (\(point.call) made \(point.n - 1) times)")
                 return
             }
-            try checkInterrupted(s, point)
-            let again = try ToolTests.run(ToolTests.toolPath, s.arguments)
-            #expect(again.status == 0, "\(point), then repaired again: \(again.errors)")
-            try checkRepaired(s, "\(point), then repaired again")
+            try checkInterrupted(s, "\(point)")
+            try repairAgain(s, "\(point)")
         }
         #expect(kills > 5, "the loop reached the repair's changes")
         print("repair \(s.arguments.dropFirst(2).joined(separator: " ")): \(kills) kill points in \(ContinuousClock.now - started)")
+    }
+
+    func repairAgain(_ s: Scenario, _ point: String) throws {
+        let again = try ToolTests.run(ToolTests.toolPath, s.arguments)
+        #expect(again.status == 0, "\(point), then repaired again: \(again.errors)")
+        try checkRepaired(s, "\(point), then repaired again")
     }
 
     @Test func corruptionInTheMiddleKeepingThePrefix() throws {
@@ -155,6 +158,44 @@ struct RepairKillTests {
         defer { s.dir.remove() }
         #expect(s.repaired.segments.count == 2 && s.old.segments.count >= 3, "segments after the damage are removed")
         try killEverywhere(s)
+    }
+
+    /// A call failing (EIO) instead of a kill: the same states, and a message that says what
+    /// was done, what was not, and where the backup is, or that nothing was changed.
+    @Test func aFailureAtEveryStepSaysWhatWasDone() throws {
+        let s = try Scenario(["--accept-data-loss"]) { log in
+            let name = segmentFiles(log)[1]
+            var bytes = fileBytes(log + "/" + name)
+            bytes[Format.segmentHeaderBytes + 100] ^= 0x10
+            writeFileBytes(log + "/" + name, bytes)
+            return name
+        }
+        defer { s.dir.remove() }
+        let failures = try KillPoints.forEachPoint(s.arguments, .fail("EIO"), prepare: s.reset) { point, run in
+            guard run.injected else { return try checkRepaired(s, "uninjected") }
+            let now = DirectorySnapshot(s.log)
+            if run.status == 0 {
+                // Only calls whose failure costs nothing may pass unnoticed: the rest say so.
+                #expect(["fsync", "rmdir"].contains(point.call) || run.output.contains("repaired"), "\(point): \(run.output)")
+            } else {
+                #expect(run.status == 1, "\(point): \(run.errors)")
+                #expect(run.errors.contains("Input/output error"), "\(point): names the error: \(run.errors)")
+                if run.errors.contains("backing up") {
+                    #expect(run.errors.contains("nothing in the log was changed"), "\(point): \(run.errors)")
+                    // Failing after the rename, the backup is whole (checkInterrupted compares it).
+                    let whole = run.errors.contains("is complete")
+                    #expect(whole || !now.folders.contains { $0.hasPrefix("repair-backup-") }, "\(point): the partial backup is removed")
+                } else {
+                    for part in ["done:", "not done:", "repair-backup-", "running the same repair again"] {
+                        #expect(run.errors.contains(part), "\(point): says \(part) \(run.errors)")
+                    }
+                }
+            }
+            try checkInterrupted(s, "\(point)")
+            try repairAgain(s, "\(point)")
+        }
+        #expect(failures > 5)
+        print("repair --accept-data-loss: \(failures) failure points")
     }
 
     @Test func tornTail() throws {
@@ -178,3 +219,7 @@ struct RepairKillTests {
         try killEverywhere(s)
     }
 }
+
+/// Whether two files' bytes are equal: a Bool, so that a failed expectation prints the
+/// message rather than kilobytes of both files.
+func same(_ a: [UInt8]?, _ b: [UInt8]?) -> Bool { a == b }
