@@ -7,8 +7,8 @@ struct Repair: ParsableCommand {
         abstract: "Cut a torn tail, rebuild indexes, and (with --accept-data-loss) keep only the valid prefix.",
         discussion: """
             Dry run unless --apply. Before changing anything, the files it touches are copied into \
-            DIR/repair-backup-<time>/ and synced (written as …/.partial, renamed when whole; refused \
-            when the disk cannot hold the copy). Later segments are removed newest first and the \
+            DIR/repair-backup-<time>/ and synced (written as repair-backup-<time>.partial/ and renamed \
+            when whole; refused when the disk cannot hold the copy). Later segments are removed newest first and the \
             damaged one is cut last, so an interrupted repair leaves the old log or a prefix of it; \
             running it again finishes the job. Refuses a log locked by a running process.
             Example: shiplog repair /var/lib/app/log --apply
