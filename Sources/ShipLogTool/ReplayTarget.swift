@@ -88,7 +88,16 @@ final class ReplayTarget {
     /// written for a copy that failed. Returns what is left, for the error message.
     func abandon() -> String {
         if renamed { return "the copy at \(destination) is whole, but a power cut may still lose its name" }
+        let opened = log != nil
         log = nil  // releases the lock, writes nothing
+        var lock: (any FileLock)?
+        if !opened {
+            // Our open failed, perhaps because another replay holds this partial copy: remove
+            // it only if nobody does.
+            lock = try? PosixFileSystem().lockFile(partial + "/" + Format.lockFileName)
+            if lock == nil { return "\(destination) was not created" }
+        }
+        defer { lock?.unlock() }
         do {
             try FlatFolder.remove(partial)
             return "\(destination) was not created and the incomplete copy was removed"
