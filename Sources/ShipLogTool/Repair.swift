@@ -45,8 +45,8 @@ struct Repair: ParsableCommand {
         }
         let backup = try RepairBackup(of: plan.touchedFiles, in: inspector.directory)
         let refused = plan.needsDataLoss && !acceptDataLoss
-        let run = RepairRun(inspector: inspector, plan: plan, backupPath: backup.path)
-        let steps = run.steps
+        let repair = RepairRun(inspector: inspector, plan: plan, backupPath: backup.path)
+        let steps = repair.steps
         if common.json {
             if refused || !apply { printJSON(["actions": steps.map(\.description)]) }
         } else {
@@ -63,7 +63,7 @@ struct Repair: ParsableCommand {
         guard apply else { throw ToolFailure.damaged("dry run: nothing changed; re-run with --apply") }
         if let shortfall = backup.spaceShortfall() { throw ToolFailure.damaged(shortfall + "; nothing was changed") }
         try backup.write()
-        try run.run()
+        try repair.run()
         if common.json {
             printJSON(["applied": steps.map(\.description), "backup": [backup.path]])
         } else {
