@@ -43,7 +43,8 @@ final class PipeSink {
                 if errno == EINTR { continue }
                 let code = errno
                 let why = code == EPIPE ? " (it closed its input)" : ""
-                throw ToolFailure.damaged("writing to \(destination) failed after \(writtenBytes) bytes: \(String(cString: strerror(code)))\(why)")
+                throw ToolFailure(code: 1, message: "writing to \(destination) failed after \(writtenBytes) bytes: \(String(cString: strerror(code)))\(why)",
+                                  readerClosedInput: code == EPIPE)
             }
             done += n
             writtenBytes += n

@@ -74,6 +74,9 @@ final class RecordStream: @unchecked Sendable {
         Thread.detachNewThread { [self] in writeInOrder() }
     }
 
+    /// Bytes written to the reader so far; final once `deliver` returns.
+    var deliveredBytes: Int { sink.writtenBytes }
+
     /// Adds a batch, of which the records in `wanted` are written; throws once the stream has
     /// failed (a write or a decode).
     func submit(_ batch: StoredBatch, wanted: ClosedRange<UInt64>) throws {

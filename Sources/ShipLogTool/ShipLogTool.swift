@@ -3,13 +3,17 @@ import Foundation
 import ShipLogStorage
 
 /// `shiplog`: verify, dump, stats, repair and replay ShipLog logs. Exit codes: 0 healthy
-/// (or done), 1 damaged (or refused to lose data), 2 usage errors or an unreadable directory.
+/// (or done), 1 damaged (or refused to lose data, or a repair or replay that failed part-way),
+/// 2 usage errors or an unreadable directory, 3 the program of `replay --exec` failed.
 @main
 struct ShipLogTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shiplog",
         abstract: "Inspect and recover ShipLog log directories.",
-        discussion: "Exit codes: 0 healthy or done, 1 damaged, 2 usage error or unreadable directory.",
+        discussion: """
+            Exit codes: 0 healthy or done, 1 damaged (or a repair or replay that failed part-way), \
+            2 usage error or unreadable directory, 3 the program of replay --exec failed.
+            """,
         subcommands: [Verify.self, Dump.self, Stats.self, Repair.self, Replay.self])
 
     static func main() {
@@ -39,8 +43,14 @@ struct ShipLogTool: ParsableCommand {
 struct ToolFailure: Error {
     var code: Int32
     var message: String
+    /// Writing failed because the reader closed its end (EPIPE): the reader's own exit
+    /// status, not this, is then what to report.
+    var readerClosedInput = false
     static func damaged(_ message: String) -> ToolFailure { ToolFailure(code: 1, message: message) }
     static func usage(_ message: String) -> ToolFailure { ToolFailure(code: 2, message: message) }
+    /// The program records were streamed to failed; its status is in the message, and the
+    /// code is its own so that scripts can tell it from damage (1) and usage (2).
+    static func programFailed(_ message: String) -> ToolFailure { ToolFailure(code: 3, message: message) }
 }
 
 /// Options every subcommand takes.

@@ -263,7 +263,7 @@ import Testing
         let exec = try shiplog("replay", dir.logPath, "--exec", "cat > '\(out)'", "--from", "290")
         #expect(exec.status == 0, "\(exec.errors)")
         #expect(String(decoding: fileBytes(out), as: UTF8.self).split(separator: "\n").count == 10)
-        #expect(try shiplog("replay", dir.logPath, "--exec", "exit 3").status == 1)
+        #expect(try shiplog("replay", dir.logPath, "--exec", "exit 3").status == 3, "the program's failure has its own code")
         // Frames: u32 little-endian length, then the bytes; whole batches and a straddled one.
         let framesPath = dir.path + "/out.frames"
         #expect(try shiplog("replay", dir.logPath, "--frames", "--from", "4", "--exec", "cat > '\(framesPath)'").status == 0)
