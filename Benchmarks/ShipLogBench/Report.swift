@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 
 /// One measured figure, beside the baseline measured in the same run (nil where none applies).
 struct Figure: Encodable {
@@ -142,4 +143,71 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         }
     }
     group.wait()
+}
+
+/// Seconds taken by an async `body`.
+func measure(_ body: () async throws -> Void) async rethrows -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    try await body()
+    let elapsed = clock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// Where `runAsync` leaves the task's result for the thread that waits for it.
+private final class AsyncOutcome<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+}
+
+/// Runs `body` in a detached task on the cooperative pool and blocks the calling thread until
+/// it finishes. The caller must be a thread of its own (the command's main thread is), never
+/// one of the pool's: blocking a pool thread on tasks that need the pool can deadlock.
+func runAsync<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let outcome = AsyncOutcome<T>()
+    Task.detached {
+        do { outcome.result = .success(try await body()) } catch { outcome.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.result!.get()
+}
+
+/// How late a 1 ms sleep loop's wake-ups were: each tick's elapsed time minus 1 ms.
+struct TickerLateness: Sendable {
+    var ticks: Int
+    var p99Milliseconds: Double
+}
+
+/// Runs `body` while a ticker task on the same cooperative pool sleeps 1 ms in a loop
+/// (`Task.sleep(for: .milliseconds(1))`) and records how late each sleep ends. The ticker is
+/// in its loop before `body` starts; a sleep cut short when it is cancelled is not counted.
+/// Returns `body`'s seconds and the ticker's lateness.
+func withTicker(_ body: () async throws -> Void) async throws -> (seconds: Double, ticker: TickerLateness) {
+    let (started, ticking) = AsyncStream<Void>.makeStream()
+    let ticker = Task { () -> Histogram<UInt64> in
+        var lateness = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        let clock = ContinuousClock()
+        ticking.finish()
+        while true {
+            let start = clock.now
+            do { try await Task.sleep(for: .milliseconds(1)) } catch { break }
+            let late = (clock.now - start) - .milliseconds(1)
+            let microseconds = late.components.seconds * 1_000_000 + late.components.attoseconds / 1_000_000_000_000
+            lateness.record(UInt64(max(0, min(microseconds, 60_000_000))))
+        }
+        return lateness
+    }
+    for await _ in started {}
+    let seconds: Double
+    do {
+        seconds = try await measure(body)
+    } catch {
+        ticker.cancel()
+        throw error
+    }
+    ticker.cancel()
+    let lateness = await ticker.value
+    return (seconds, TickerLateness(ticks: Int(lateness.totalCount),
+                                    p99Milliseconds: Double(lateness.valueAtPercentile(99)) / 1000))
 }
