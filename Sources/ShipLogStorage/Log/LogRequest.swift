@@ -41,17 +41,28 @@ final class LogRequest: @unchecked Sendable {
     /// An async request suspends its task instead of blocking a thread, and never runs an
     /// fdatasync on it: it hands that to the log's sync queue (`SegmentLog.syncQueue`).
     let isAsync: Bool
-    private let semaphore: DispatchSemaphore?
-    private let signal: AsyncSignal?
+    // Made by `prepareToSleep`, under the mutex, the first time the request must wait: a
+    // request that leads its own write never pays for one. Whoever wakes it saw `isSleeping`
+    // under the same mutex, so it sees the object too.
+    private var semaphore: DispatchSemaphore?
+    private var signal: AsyncSignal?
 
     init(append: Append?, isAsync: Bool = false) {
         self.append = append
         self.isAsync = isAsync
-        semaphore = isAsync ? nil : DispatchSemaphore(value: 0)
-        signal = isAsync ? AsyncSignal() : nil
     }
 
     var isExclusive: Bool { append == nil }
+
+    /// Called under the mutex just before the request's thread or task waits.
+    func prepareToSleep() {
+        isSleeping = true
+        if isAsync {
+            if signal == nil { signal = AsyncSignal() }
+        } else if semaphore == nil {
+            semaphore = DispatchSemaphore(value: 0)
+        }
+    }
 
     func sleep() { semaphore!.wait() }
     func sleep() async { await signal!.wait() }

@@ -41,8 +41,6 @@ extension SegmentLog {
     }
 
     private func submitAsync(_ append: LogRequest.Append) async throws -> Range<UInt64> {
-        let request = LogRequest(append: append, isAsync: true)
-        locked { state, _ in state.writeQueue.append(request) }
-        return try await driveAsync(request)
+        try await driveAsync(LogRequest(append: append, isAsync: true), joiningQueue: true)
     }
 }

@@ -28,9 +28,7 @@ extension SegmentLog {
 
     /// Appends a batch through the pipeline; returns its offsets once `durability` is reached.
     func submit(_ append: LogRequest.Append) throws -> Range<UInt64> {
-        let request = LogRequest(append: append)
-        locked { state, _ in state.writeQueue.append(request) }
-        return try drive(request)
+        try drive(LogRequest(append: append), joiningQueue: true)
     }
 
     /// Blocks until every offset below `target` is on disk (or the log has failed).
@@ -58,7 +56,7 @@ extension SegmentLog {
         while true {
             let outcome: Result<T, any Error>? = locked { state, wakeups in
                 guard state.writeQueue.first === ticket, !state.writerBusy, !state.syncBusy else {
-                    ticket.isSleeping = true
+                    ticket.prepareToSleep()
                     return nil
                 }
                 state.writeQueue.removeFirst()
@@ -72,9 +70,11 @@ extension SegmentLog {
 
     /// Drives `request` on the calling thread until it is finished: leading a write group or
     /// an fdatasync when it may, sleeping otherwise.
-    private func drive(_ request: LogRequest) throws -> Range<UInt64> {
+    private func drive(_ request: LogRequest, joiningQueue: Bool = false) throws -> Range<UInt64> {
+        var joining = joiningQueue
         while true {
-            switch decide(request) {
+            defer { joining = false }
+            switch decide(request, joiningQueue: joining) {
             case .finished(let result):
                 return try result.get()
             case .sleep:
@@ -84,17 +84,19 @@ extension SegmentLog {
             case .write(let group):
                 perform(group)
             case .sync(let sync):
-                perform(sync)
+                if let next = perform(sync) { syncQueue.async { self.performSyncs(from: next) } }
             }
         }
     }
 
     /// Drives an async request: it leads write groups on its task (a pwrite is short) but
     /// hands the fdatasync it leads to `syncQueue`, so no task thread waits on the disk.
-    func driveAsync(_ request: LogRequest) async throws -> Range<UInt64> {
+    func driveAsync(_ request: LogRequest, joiningQueue: Bool = false) async throws -> Range<UInt64> {
         precondition(request.isAsync)
+        var joining = joiningQueue
         while true {
-            switch decide(request) {
+            defer { joining = false }
+            switch decide(request, joiningQueue: joining) {
             case .finished(let result):
                 return try result.get()
             case .sleep:
@@ -104,7 +106,7 @@ extension SegmentLog {
             case .write(let group):
                 perform(group)
             case .sync(let sync):
-                syncQueue.async { self.perform(sync) }
+                syncQueue.async { self.performSyncs(from: sync) }
             }
         }
     }
@@ -125,9 +127,11 @@ extension SegmentLog {
         let position: Int64
     }
 
-    /// Under the mutex: what `request` does next.
-    private func decide(_ request: LogRequest) -> Step {
+    /// Under the mutex: what `request` does next (having first joined the queue, for a new
+    /// append: one critical section instead of two).
+    private func decide(_ request: LogRequest, joiningQueue: Bool) -> Step {
         locked { state, wakeups in
+            if joiningQueue { state.writeQueue.append(request) }
             if let result = request.result { return .finished(result) }
             switch request.phase {
             case .finished:
@@ -150,16 +154,25 @@ extension SegmentLog {
                     return .again
                 }
             }
-            request.isSleeping = true
+            request.prepareToSleep()
             return .sleep
         }
     }
 
-    /// Runs a group-commit fdatasync and finishes the waiters it covers.
-    private func perform(_ sync: SyncPoint) {
+    /// Runs fdatasyncs on `syncQueue` for as long as only tasks wait for the next one: the
+    /// queue starts it at once instead of waking a task to decide to ask the queue for it.
+    private func performSyncs(from first: SyncPoint) {
+        var next: SyncPoint? = first
+        while let sync = next { next = perform(sync) }
+    }
+
+    /// Runs a group-commit fdatasync and finishes the waiters it covers. Returns the next
+    /// fdatasync to run at once (already marked as running) when the waiters left are
+    /// tasks, which do not run fdatasyncs themselves; otherwise wakes one to lead it.
+    private func perform(_ sync: SyncPoint) -> SyncPoint? {
         var failure: (any Error)?
         do { try sync.file.sync() } catch { failure = error }
-        locked { state, wakeups in
+        return locked { state, wakeups -> SyncPoint? in
             state.syncBusy = false
             state.groupCommitSyncs += 1
             if let failure {
@@ -173,184 +186,18 @@ extension SegmentLog {
                 state.durablePosition = sync.position
             }
             state.finishDurableWaiters(&wakeups)
-            state.kick(&wakeups)
-        }
-    }
-
-    // MARK: Write groups
-
-    /// What a leader writes outside the mutex: the buffered bytes, then its members' batches,
-    /// from `position` of `file`.
-    struct WriteGroup {
-        var members: [LogRequest]
-        var pending: [UInt8]
-        var file: any StorageFile
-        var position: Int64
-    }
-
-    /// Groups the appends at the head of the queue (the caller's first). Returns nil when
-    /// nothing is left to write outside the mutex: every member was refused, or the group
-    /// went into the process buffer.
-    private func planWriteGroup(_ state: inout LogState, _ wakeups: inout Wakeups) -> WriteGroup? {
-        var members: [LogRequest] = []
-        var groupBytes = 0
-        var allBuffered = true
-        var nextOffset = state.nextOffset
-        var lastEpoch = state.lastEpoch
-        while let head = state.writeQueue.first, let append = head.append {
-            if let refusal = refusal(of: append, state: state, nextOffset: nextOffset, lastEpoch: lastEpoch) {
-                state.writeQueue.removeFirst()
-                head.finish(.failure(refusal))
-                wakeups.add(head)
-                continue
-            }
-            let size = append.batch.bytes.count
-            let end = state.active.endPosition + Int64(groupBytes)
-            if end > Int64(Format.segmentHeaderBytes), end + Int64(size) > Int64(options.segmentBytes) {
-                if !members.isEmpty { break }  // the next leader rolls
-                do {
-                    try roll(&state, &wakeups)
-                } catch {
-                    state.writeQueue.removeFirst()
-                    head.finish(.failure(error))
-                    wakeups.add(head)
-                    continue
-                }
-            }
-            if !members.isEmpty, groupBytes + size > Self.writeGroupBytesMax { break }
-            state.writeQueue.removeFirst()
-            let count = UInt64(append.batch.header.recordCount)
-            head.writtenRange = nextOffset..<(nextOffset + count)
-            members.append(head)
-            groupBytes += size
-            nextOffset += count
-            lastEpoch = append.epoch
-            allBuffered = allBuffered && append.durability == .buffered
-        }
-        if members.isEmpty {
-            state.kick(&wakeups)
-            return nil
-        }
-        if allBuffered, state.pending.count + groupBytes < options.processBufferBytes {
-            for member in members {
-                seal(member)
-                state.pending.append(contentsOf: member.append!.batch.bytes)
-            }
-            publish(members, &state, &wakeups)
-            state.kick(&wakeups)
-            return nil
-        }
-        do {
-            let group = WriteGroup(members: members, pending: state.pending, file: try state.active.handle.file(),
-                                   position: state.flushedPosition)
-            state.writerBusy = true
-            return group
-        } catch {
-            for member in members {
-                member.finish(.failure(error))
-                wakeups.add(member)
-            }
-            state.kick(&wakeups)
-            return nil
-        }
-    }
-
-    /// Why an append cannot go at `nextOffset` after `lastEpoch`, if it cannot.
-    private func refusal(of append: LogRequest.Append, state: LogState, nextOffset: UInt64, lastEpoch: UInt64) -> LogError? {
-        if state.isClosed { return .closed }
-        if let failure = state.failure { return .failed(cause: failure) }
-        if append.epoch < lastEpoch { return .epochRegression(epoch: append.epoch, lastEpoch: lastEpoch) }
-        if append.keepHeader, append.batch.header.firstOffset != nextOffset {
-            return .nonContiguousBatch(expectedOffset: nextOffset, batchOffset: append.batch.header.firstOffset)
-        }
-        let count = UInt64(append.batch.header.recordCount)
-        if nextOffset > UInt64.max - count { return .offsetOutOfRange(requested: nextOffset, firstOffset: state.firstOffset, nextOffset: nextOffset) }
-        return nil
-    }
-
-    /// Gives a member's batch its final header (a stored batch keeps the one it has).
-    private func seal(_ member: LogRequest) {
-        guard !member.append!.keepHeader else { return }
-        member.append!.batch.seal(firstOffset: member.writtenRange.lowerBound, leaderEpoch: member.append!.epoch,
-                                  timestampMs: member.append!.timestampMs)
-    }
-
-    /// The leader's I/O: seal, one write, then publish under the mutex.
-    private func perform(_ group: WriteGroup) {
-        var writeError: (any Error)?
-        for member in group.members { seal(member) }
-        do {
-            if group.pending.isEmpty, group.members.count == 1 {
-                try group.members[0].append!.batch.bytes.withUnsafeBytes { try group.file.write($0, at: group.position) }
-            } else {
-                var bytes = group.pending
-                for member in group.members { bytes.append(contentsOf: member.append!.batch.bytes) }
-                try bytes.withUnsafeBytes { try group.file.write($0, at: group.position) }
-            }
-        } catch {
-            writeError = error
-        }
-        locked { state, wakeups in
-            state.writerBusy = false
-            // A failed fdatasync during the write rolled the log back; nothing here counts.
-            if let error = writeError ?? state.failure.map({ LogError.failed(cause: $0) }) {
-                for member in group.members {
-                    member.finish(.failure(error))
-                    wakeups.add(member)
-                }
-                if writeError != nil, state.failure == nil { discardTornWrite(group, &state, &wakeups) }
+            if let first = state.durabilityWaiters.first, first.isAsync, state.failure == nil,
+                !(state.writeQueue.first?.isExclusive ?? false),
+                !state.durabilityWaiters.contains(where: { !$0.isAsync && !$0.isSleeping }),
+                let file = try? state.active.handle.file() {
+                state.syncBusy = true
                 state.kick(&wakeups)
-                return
+                return SyncPoint(file: file, segmentBase: state.active.baseOffset,
+                                 offset: state.flushedNextOffset, position: state.flushedPosition)
             }
-            precondition(state.flushedPosition == group.position, "the log's end moved under a busy writer")
-            state.pending.removeAll(keepingCapacity: true)
-            publish(group.members, &state, &wakeups)
-            state.flushedPosition = state.active.endPosition
-            state.flushedNextOffset = state.active.nextOffset
-            state.check()
             state.kick(&wakeups)
+            return nil
         }
-    }
-
-    /// A write that failed part-way may have left whole batches past the log's end; a later,
-    /// shorter write would leave them intact behind it, for recovery to resurrect or to call
-    /// damage. Cutting the file back to the end removes them; if even that fails, the file
-    /// is not what the log says, so the log refuses writes.
-    private func discardTornWrite(_ group: WriteGroup, _ state: inout LogState, _ wakeups: inout Wakeups) {
-        do {
-            try group.file.truncate(to: group.position)
-        } catch {
-            markFailed(&state, &wakeups, cause: "cutting a failed write back to byte \(group.position) of \(group.file.path): \(error)")
-            return
-        }
-        if options.preallocateSegments {
-            try? group.file.preallocate(to: max(Int64(options.segmentBytes), group.position))
-        }
-    }
-
-    /// Makes the members part of the log's end, finishes those that need no more, and queues
-    /// `.fsync` members for durability.
-    private func publish(_ members: [LogRequest], _ state: inout LogState, _ wakeups: inout Wakeups) {
-        for member in members {
-            let append = member.append!
-            let header = append.batch.header
-            precondition(header.firstOffset == state.nextOffset, "batches must continue the log")
-            let position = state.active.endPosition
-            state.active.index?.noteBatch(firstOffset: header.firstOffset, position: position,
-                                          intervalBytes: options.indexIntervalBytes)
-            state.active.endPosition = position + Int64(append.batch.bytes.count)
-            state.active.nextOffset = header.nextOffset
-            state.active.newestTimestampMs = header.timestampMs
-            state.lastEpoch = append.epoch
-            if append.durability == .fsync, state.durableNextOffset < header.nextOffset {
-                member.phase = .awaitingDurable(target: header.nextOffset)
-                state.durabilityWaiters.append(member)
-            } else {
-                member.finish(.success(member.writtenRange))
-                wakeups.add(member)
-            }
-        }
-        wakeups.tails += state.takeTailWaiters()
     }
 
     /// After a failed fsync the kernel may have dropped dirty pages, so nothing past the

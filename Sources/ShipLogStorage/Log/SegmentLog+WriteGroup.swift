@@ -1,0 +1,176 @@
+/// Write groups: what the leader of the writer queue does (see `WritePipeline.swift`).
+extension SegmentLog {
+    /// What a leader writes outside the mutex: the buffered bytes, then its members' batches,
+    /// from `position` of `file`.
+    struct WriteGroup {
+        var members: [LogRequest]
+        var pending: [UInt8]
+        var file: any StorageFile
+        var position: Int64
+    }
+
+    /// Groups the appends at the head of the queue (the caller's first). Returns nil when
+    /// nothing is left to write outside the mutex: every member was refused, or the group
+    /// went into the process buffer.
+    func planWriteGroup(_ state: inout LogState, _ wakeups: inout Wakeups) -> WriteGroup? {
+        var members: [LogRequest] = []
+        var groupBytes = 0
+        var allBuffered = true
+        var nextOffset = state.nextOffset
+        var lastEpoch = state.lastEpoch
+        while let head = state.writeQueue.first, let append = head.append {
+            if let refusal = refusal(of: append, state: state, nextOffset: nextOffset, lastEpoch: lastEpoch) {
+                state.writeQueue.removeFirst()
+                head.finish(.failure(refusal))
+                wakeups.add(head)
+                continue
+            }
+            let size = append.batch.bytes.count
+            let end = state.active.endPosition + Int64(groupBytes)
+            if end > Int64(Format.segmentHeaderBytes), end + Int64(size) > Int64(options.segmentBytes) {
+                if !members.isEmpty { break }  // the next leader rolls
+                do {
+                    try roll(&state, &wakeups)
+                } catch {
+                    state.writeQueue.removeFirst()
+                    head.finish(.failure(error))
+                    wakeups.add(head)
+                    continue
+                }
+            }
+            if !members.isEmpty, groupBytes + size > Self.writeGroupBytesMax { break }
+            state.writeQueue.removeFirst()
+            let count = UInt64(append.batch.header.recordCount)
+            head.writtenRange = nextOffset..<(nextOffset + count)
+            members.append(head)
+            groupBytes += size
+            nextOffset += count
+            lastEpoch = append.epoch
+            allBuffered = allBuffered && append.durability == .buffered
+        }
+        if members.isEmpty {
+            state.kick(&wakeups)
+            return nil
+        }
+        if allBuffered, state.pending.count + groupBytes < options.processBufferBytes {
+            for member in members {
+                seal(member)
+                state.pending.append(contentsOf: member.append!.batch.bytes)
+            }
+            publish(members, &state, &wakeups)
+            state.kick(&wakeups)
+            return nil
+        }
+        do {
+            let group = WriteGroup(members: members, pending: state.pending, file: try state.active.handle.file(),
+                                   position: state.flushedPosition)
+            state.writerBusy = true
+            return group
+        } catch {
+            for member in members {
+                member.finish(.failure(error))
+                wakeups.add(member)
+            }
+            state.kick(&wakeups)
+            return nil
+        }
+    }
+
+    /// Why an append cannot go at `nextOffset` after `lastEpoch`, if it cannot.
+    private func refusal(of append: LogRequest.Append, state: LogState, nextOffset: UInt64, lastEpoch: UInt64) -> LogError? {
+        if state.isClosed { return .closed }
+        if let failure = state.failure { return .failed(cause: failure) }
+        if append.epoch < lastEpoch { return .epochRegression(epoch: append.epoch, lastEpoch: lastEpoch) }
+        if append.keepHeader, append.batch.header.firstOffset != nextOffset {
+            return .nonContiguousBatch(expectedOffset: nextOffset, batchOffset: append.batch.header.firstOffset)
+        }
+        let count = UInt64(append.batch.header.recordCount)
+        if nextOffset > UInt64.max - count { return .offsetOutOfRange(requested: nextOffset, firstOffset: state.firstOffset, nextOffset: nextOffset) }
+        return nil
+    }
+
+    /// Gives a member's batch its final header (a stored batch keeps the one it has).
+    private func seal(_ member: LogRequest) {
+        guard !member.append!.keepHeader else { return }
+        member.append!.batch.seal(firstOffset: member.writtenRange.lowerBound, leaderEpoch: member.append!.epoch,
+                                  timestampMs: member.append!.timestampMs)
+    }
+
+    /// The leader's I/O: seal, one write, then publish under the mutex.
+    func perform(_ group: WriteGroup) {
+        var writeError: (any Error)?
+        for member in group.members { seal(member) }
+        do {
+            if group.pending.isEmpty, group.members.count == 1 {
+                try group.members[0].append!.batch.bytes.withUnsafeBytes { try group.file.write($0, at: group.position) }
+            } else {
+                var bytes = group.pending
+                for member in group.members { bytes.append(contentsOf: member.append!.batch.bytes) }
+                try bytes.withUnsafeBytes { try group.file.write($0, at: group.position) }
+            }
+        } catch {
+            writeError = error
+        }
+        locked { state, wakeups in
+            state.writerBusy = false
+            // A failed fdatasync during the write rolled the log back; nothing here counts.
+            if let error = writeError ?? state.failure.map({ LogError.failed(cause: $0) }) {
+                for member in group.members {
+                    member.finish(.failure(error))
+                    wakeups.add(member)
+                }
+                if writeError != nil, state.failure == nil { discardTornWrite(group, &state, &wakeups) }
+                state.kick(&wakeups)
+                return
+            }
+            precondition(state.flushedPosition == group.position, "the log's end moved under a busy writer")
+            state.pending.removeAll(keepingCapacity: true)
+            publish(group.members, &state, &wakeups)
+            state.flushedPosition = state.active.endPosition
+            state.flushedNextOffset = state.active.nextOffset
+            state.check()
+            state.kick(&wakeups)
+        }
+    }
+
+    /// A write that failed part-way may have left whole batches past the log's end; a later,
+    /// shorter write would leave them intact behind it, for recovery to resurrect or to call
+    /// damage. Cutting the file back to the end removes them; if even that fails, the file
+    /// is not what the log says, so the log refuses writes.
+    private func discardTornWrite(_ group: WriteGroup, _ state: inout LogState, _ wakeups: inout Wakeups) {
+        do {
+            try group.file.truncate(to: group.position)
+        } catch {
+            markFailed(&state, &wakeups, cause: "cutting a failed write back to byte \(group.position) of \(group.file.path): \(error)")
+            return
+        }
+        if options.preallocateSegments {
+            try? group.file.preallocate(to: max(Int64(options.segmentBytes), group.position))
+        }
+    }
+
+    /// Makes the members part of the log's end, finishes those that need no more, and queues
+    /// `.fsync` members for durability.
+    private func publish(_ members: [LogRequest], _ state: inout LogState, _ wakeups: inout Wakeups) {
+        for member in members {
+            let append = member.append!
+            let header = append.batch.header
+            precondition(header.firstOffset == state.nextOffset, "batches must continue the log")
+            let position = state.active.endPosition
+            state.active.index?.noteBatch(firstOffset: header.firstOffset, position: position,
+                                          intervalBytes: options.indexIntervalBytes)
+            state.active.endPosition = position + Int64(append.batch.bytes.count)
+            state.active.nextOffset = header.nextOffset
+            state.active.newestTimestampMs = header.timestampMs
+            state.lastEpoch = append.epoch
+            if append.durability == .fsync, state.durableNextOffset < header.nextOffset {
+                member.phase = .awaitingDurable(target: header.nextOffset)
+                state.durabilityWaiters.append(member)
+            } else {
+                member.finish(.success(member.writtenRange))
+                wakeups.add(member)
+            }
+        }
+        wakeups.tails += state.takeTailWaiters()
+    }
+}
