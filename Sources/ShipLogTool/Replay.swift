@@ -76,7 +76,8 @@ struct Replay: ParsableCommand {
         }
         try target.sync()
         try target.close()
-        let summary = "replayed \(copied) batches into \(into): offsets \(target.firstOffset) ..< \(target.nextOffset)"
+        let held = target.nextOffset > target.firstOffset ? offsetRange(target.firstOffset, target.nextOffset - 1) : "no records"
+        let summary = "replayed \(copied) batches into \(into): \(held) (next offset \(target.nextOffset))"
         if common.json {
             printJSON(["into": into, "first_offset": String(target.firstOffset), "next_offset": String(target.nextOffset)])
         } else {
@@ -105,10 +106,11 @@ struct Replay: ParsableCommand {
                 process.waitUntilExit()
             }
             try stream.deliver {
-                try filter.forEachBatch(inspector, progress: progress) { batch in
+                let walk = try filter.forEachBatch(inspector, progress: progress) { batch in
                     try stream.submit(batch, wanted: wanted)
                     return true
                 }
+                try filter.checkOffsetsWereInTheLog(walk)
             }
         }
         guard process.terminationStatus == 0 else {
