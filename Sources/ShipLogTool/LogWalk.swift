@@ -46,13 +46,16 @@ struct LogWalk {
 
     private struct Stop: Error {}
 
-    /// Calls `body` with each step, in log order, until it returns false.
-    mutating func run(_ body: (Step) throws -> Bool) throws {
+    /// Calls `body` with each step, in log order, until it returns false. With `from`, the
+    /// segments that end before it (the next one starts at or before it) are not read, so
+    /// damage there is not in the way of the records asked for.
+    mutating func run(from: UInt64? = nil, _ body: (Step) throws -> Bool) throws {
         let bases = inspector.segmentBaseOffsets
         var lastEpoch: UInt64 = 0
         var walkedAny = false
         do {
             for (i, base) in bases.enumerated() {
+                if let from, i + 1 < bases.count, bases[i + 1] <= from { continue }
                 let path = inspector.segmentPath(base)
                 let isActive = i == bases.count - 1
                 guard try body(.segment(base: base, path: path, isActive: isActive)) else { throw Stop() }

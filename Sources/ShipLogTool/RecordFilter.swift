@@ -42,7 +42,7 @@ struct RecordFilter: ParsableArguments {
         var walk = LogWalk(inspector)
         var damage: Problem?
         defer { if let tail = walk.liveTail { say(tail.description) } }
-        try walk.run { step in
+        try walk.run(from: from) { step in
             switch step {
             case .segment(let base, _, _):
                 if let to, base > to { return false }
@@ -84,11 +84,11 @@ struct RecordFilter: ParsableArguments {
             }
         }
         guard !missing.isEmpty else { return }
-        var held = "offsets from \(first) on"
+        var held = "starts at offset \(first)"
         if walk.reachedEnd, let next = walk.nextOffset {
-            held = next > first ? "offsets \(first)...\(next - 1)" : "no records (its next offset is \(next))"
+            held = next > first ? "holds offsets \(first)...\(next - 1)" : "holds no records (its next offset is \(next))"
         }
-        throw ToolFailure.usage("offsets \(missing.joined(separator: " and ")) are not in the log, which holds \(held)"
+        throw ToolFailure.usage("offsets \(missing.joined(separator: " and ")) are not in the log, which \(held)"
                                 + (walk.live ? " so far (it is live)" : ""))
     }
 

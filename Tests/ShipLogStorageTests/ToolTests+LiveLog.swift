@@ -79,7 +79,7 @@ extension ToolTests {
         let log = try SegmentLog.open(directory: dir.logPath, options: options)
         for n in stride(from: 0, to: 60, by: 3) { try log.append((n..<(n + 3)).map { makeRecord($0) }) }
         let active = dir.logPath + "/" + segmentFiles(dir.logPath).last!
-        let end = try endOfData(active)
+        let end = try batchScan(active).end
         // What a reader may see while an append is in flight: half a batch header, then
         // zeroes, then bytes of a later write that reached the page cache first.
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: active))
@@ -112,16 +112,5 @@ extension ToolTests {
         #expect(copyReport["live"] as? Bool == false)
         #expect(try shiplog("dump", copy).status == 1)
         try log.close()
-    }
-
-    /// The end of the intact batches in a segment file, found by scanning it.
-    private func endOfData(_ path: String) throws -> Int64 {
-        var scanner = try SegmentScanner(file: PosixFileSystem().openFileForReading(path), from: Int64(Format.segmentHeaderBytes))
-        while true {
-            switch try scanner.next() {
-            case .batch: continue
-            case .end(let position), .invalid(let position, _): return position
-            }
-        }
     }
 }
