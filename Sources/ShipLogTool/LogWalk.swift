@@ -58,15 +58,18 @@ struct LogWalk {
                 if let from, i + 1 < bases.count, bases[i + 1] <= from { continue }
                 let path = inspector.segmentPath(base)
                 let isActive = i == bases.count - 1
-                guard try body(.segment(base: base, path: path, isActive: isActive)) else { throw Stop() }
+                // Before the segment's own step, so a reader that stops at a segment starting
+                // past what it wants still hears of missing offsets it wanted.
                 if let expected = nextOffset, expected != base {
                     let reason = base > expected
-                        ? "a hole: the previous segment ends at offset \(expected), this one starts at \(base) (offsets \(expected)...\(base - 1) are missing)"
-                        : "this segment starts at offset \(base), inside the previous one, which ends at offset \(expected)"
-                    guard try body(.problem(Problem(file: path, position: 0, offset: expected, reason: reason, tornTail: false))) else {
+                        ? "a hole: the previous segment's next offset is \(expected), this one starts at \(base) (offsets \(expected)...\(base - 1) are missing)"
+                        : "this segment starts at offset \(base), but the previous one runs to offset \(expected - 1)"
+                    let problem = Problem(file: path, position: 0, offset: min(expected, base), reason: reason, tornTail: false)
+                    guard try body(.problem(problem)) else {
                         throw Stop()
                     }
                 }
+                guard try body(.segment(base: base, path: path, isActive: isActive)) else { throw Stop() }
                 var next = base
                 let fileBytes: Int64
                 do {
@@ -75,7 +78,8 @@ struct LogWalk {
                         case .batch(let batch, let position):
                             let h = batch.header
                             if h.firstOffset != next {
-                                let problem = Problem(file: path, position: position, offset: h.firstOffset,
+                                // The first offset it affects: the first missing, or the first repeated.
+                                let problem = Problem(file: path, position: position, offset: min(h.firstOffset, next),
                                                       reason: "offset \(h.firstOffset) where \(next) was expected", tornTail: false)
                                 guard try body(.problem(problem)) else { throw Stop() }
                             }

@@ -47,6 +47,8 @@ struct RecordFilter: ParsableArguments {
             case .segment(let base, _, _):
                 if let to, base > to { return false }
             case .problem(let problem):
+                // Damage that starts past the offsets asked for is not in their way.
+                if let to, let offset = problem.offset, offset > to { return true }
                 damage = problem
                 return false
             case .batch(let batch, _):
@@ -95,9 +97,4 @@ struct RecordFilter: ParsableArguments {
     /// The offsets wanted (batches can straddle them). Read once: the option wrappers are
     /// slow to read per record.
     var offsets: ClosedRange<UInt64> { (from ?? 0)...(to ?? .max) }
-}
-
-/// A note on standard error, where it does not mix with the records on standard output.
-func say(_ message: String) {
-    FileHandle.standardError.write(Data("shiplog: \(message)\n".utf8))
 }

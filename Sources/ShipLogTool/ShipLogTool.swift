@@ -90,6 +90,11 @@ struct CommonOptions: ParsableArguments {
     func inspector() throws -> LogInspector { try location.inspector() }
 }
 
+/// A note on standard error, where it does not mix with the records on standard output.
+func say(_ message: String) {
+    FileHandle.standardError.write(Data("shiplog: \(message)\n".utf8))
+}
+
 func printJSON<T: Encodable>(_ value: T) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -31,8 +31,11 @@ extension ToolTests {
         let frames = dir.path + "/frames"
         #expect(try shiplog("replay", dir.logPath, "--frames", "--exec", "cat > '\(frames)'").status == 1)
         #expect(fileBytes(frames).count == records[..<gone].reduce(0) { $0 + 4 + $1.count })
-        // Past the hole, as asked: the hole is not in the way.
+        // Around the hole, as asked: it is not in the way; into it, it is.
         #expect(try shiplog("dump", dir.logPath, "--from", "\(resumes)").status == 0)
+        #expect(try shiplog("dump", dir.logPath, "--to", "\(gone - 1)").status == 0)
+        let into = try shiplog("dump", dir.logPath, "--to", "\(gone + 1)")
+        #expect(into.status == 1 && into.output.split(separator: "\n").count == gone && into.errors.contains("a hole"), "\(into.errors)")
         let verify = try shiplog("verify", dir.logPath)
         #expect(verify.status == 1 && verify.output.contains("a hole"), "\(verify.output)")
     }

@@ -102,6 +102,9 @@ extension ToolTests {
         #expect(dump.errors.contains("live"))
         let replay = try shiplog("replay", dir.logPath, "--exec", "wc -l")
         #expect(replay.status == 0 && replay.output.trimmingCharacters(in: .whitespacesAndNewlines) == "60", "\(replay.errors)")
+        // Repair judges only a log nobody writes: even its dry run, which takes no lock, says so.
+        let dryRun = try shiplog("repair", dir.logPath)
+        #expect(dryRun.status == 2 && dryRun.errors.contains("held by a running process"), "\(dryRun.errors)")
 
         // A copy is what a crash leaves: nobody holds it, so the same tail is damage.
         let copy = dir.path + "/copy"
