@@ -1,6 +1,10 @@
-// Appends records with fsync durability forever, writing "<last offset>\n" to standard
+// Appends records with fsync durability until killed, writing "<last offset>\n" to standard
 // output after each append returns. The crash test kills it with SIGKILL and checks that
-// every reported offset is present after reopening. Usage: ShipLogCrashWriter DIR SEED
+// every reported offset is present after reopening; the tool's live-log test reads the log
+// beside it. Usage: ShipLogCrashWriter DIR SEED
+//
+// It exits when its parent does, so a test process that dies before it could kill the
+// writer does not leave it filling the disk.
 import ShipLogStorage
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +27,8 @@ do {
     let log = try SegmentLog.open(directory: arguments[1], options: options)
     var offset = log.nextOffset
     var round = seed
-    while true {
+    let parent = getppid()
+    while getppid() == parent {
         round = round &* 6364136223846793005 &+ 1442695040888963407
         let count = Int(round >> 60) + 1
         let records = (0..<count).map { i in CrashRecord.bytes(offset: offset + UInt64(i)) }

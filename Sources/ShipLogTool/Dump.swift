@@ -7,11 +7,14 @@ struct Dump: ParsableCommand {
         abstract: "Print records as JSON lines (offset, epoch, timestamp, payload) or as hex. Streams.",
         discussion: """
             JSON lines are specified in format.md §10, and are written by --threads threads in offset order.
-            Example: shiplog dump /var/lib/app/log --from 1000 --limit 20
-            Exit 1 if damage stops the dump (the valid prefix is printed first).
+            On a log a running process holds, records up to the end the scan saw are printed, and standard \
+            error says the log is live.
+            Example: shiplog dump /var/lib/app/log --from 1000 --to 1019
+            Exit 1 if damage stops the dump (a hole between segments included; the valid prefix is printed first), \
+            2 if --from or --to name offsets the log does not hold (the records it holds are printed first).
             """)
 
-    @OptionGroup var common: CommonOptions
+    @OptionGroup var common: LogLocation
     @OptionGroup var filter: RecordFilter
 
     @Option(help: "Print at most this many records.")
@@ -42,8 +45,9 @@ struct Dump: ParsableCommand {
         let progress = Progress.make(label: "dump", totalBytes: totalSegmentBytes(inspector),
                                      quiet: common.quiet || isatty(1) == 1)
         defer { progress?.finish() }
+        var walk: LogWalk?
         try stream.deliver {
-            try filter.forEachBatch(inspector, progress: progress) { batch in
+            walk = try filter.forEachBatch(inspector, progress: progress) { batch in
                 let header = batch.header
                 let first = max(wanted.lowerBound, header.firstOffset)
                 var last = min(wanted.upperBound, header.lastOffset)
@@ -56,6 +60,7 @@ struct Dump: ParsableCommand {
                 return remaining != 0
             }
         }
+        if let walk { try filter.checkOffsetsWereInTheLog(walk) }
     }
 
     private func dumpHex(_ inspector: LogInspector) throws {
@@ -65,7 +70,7 @@ struct Dump: ParsableCommand {
         let output = FileHandle.standardOutput
         var buffer: [UInt8] = []
         defer { output.write(Data(buffer)) }
-        try filter.forEachBatch(inspector, progress: nil) { batch in
+        let walk = try filter.forEachBatch(inspector, progress: nil) { batch in
             var more = true
             try batch.forEachRecord(scratch: &scratch) { offset, bytes in
                 guard more, wanted.contains(offset) else { return }
@@ -82,5 +87,6 @@ struct Dump: ParsableCommand {
             }
             return more
         }
+        try filter.checkOffsetsWereInTheLog(walk)
     }
 }

@@ -49,7 +49,7 @@ final class ChunkPool: @unchecked Sendable {
             return OutputChunk(base: UnsafeMutableRawPointer(bitPattern: address)!, pool: self)
         }
         guard let base = Self.map(hugePages: hugePages) else {
-            throw ToolFailure.damaged("cannot map a \(OutputChunk.bytes >> 20) MiB output buffer: \(String(cString: strerror(errno)))")
+            throw ToolFailure.failed("cannot map a \(OutputChunk.bytes >> 20) MiB output buffer: \(String(cString: strerror(errno)))")
         }
         return OutputChunk(base: base, pool: self)
     }

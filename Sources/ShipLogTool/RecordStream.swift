@@ -4,10 +4,13 @@ import ShipLogStorage
 
 /// The `--threads` option of the subcommands that stream records.
 struct StreamOptions: ParsableArguments {
+    /// Optional, so that --help states the rule rather than this machine's value after it.
+    @Option(name: .customLong("threads"), help: "Threads that decode and encode the streamed records (default: one per core, at most 8).")
+    var requestedThreads: Int?
+
     /// One encoding thread per core, up to 8: beyond that the pipe and its reader are the
     /// limit, and each thread holds a few MiB of chunks.
-    @Option(help: "Threads that decode and encode the streamed records (default: one per core, at most 8).")
-    var threads: Int = min(8, ProcessInfo.processInfo.activeProcessorCount)
+    var threads: Int { requestedThreads ?? min(8, ProcessInfo.processInfo.activeProcessorCount) }
 
     func validate() throws {
         if !(1...64).contains(threads) { throw ValidationError("--threads must be between 1 and 64") }

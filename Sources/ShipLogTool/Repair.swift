@@ -37,7 +37,17 @@ struct Repair: ParsableCommand {
         }
         defer { lock?.unlock() }
         removeIncompleteBackups()
-        let (inspector, result) = try common.verify(label: "repair")
+        let (inspector, result) = try common.verify(label: "repair", lockHeldHere: lock != nil)
+        // A dry run takes no lock: on a log being written it cannot judge the tail.
+        if result.live {
+            throw ToolFailure.usage("\(common.directory) is held by a running process, so its tail is being written; stop it first")
+        }
+        // Repair only changes files it understands. One named like a segment may hold records
+        // the log cannot place; cutting or removing around it could lose them for good.
+        if !result.misnamedSegments.isEmpty {
+            throw ToolFailure.damaged("nothing changed: " + result.misnamedSegments.map(\.description).joined(separator: "; ")
+                                      + ". Move it out of the log directory (or rename it to the segment it is) and run repair again")
+        }
         let plan = try RepairPlan(result, inspector: inspector)
         if plan.actions.isEmpty {
             print(common.json ? "{\"actions\":[],\"applied\":false,\"healthy\":true}" : "healthy: nothing to repair")

@@ -83,7 +83,8 @@ struct Replay: ParsableCommand {
                 printJSON(["into": target.destination, "first_offset": String(offsets.lowerBound),
                            "next_offset": String(offsets.upperBound)])
             } else {
-                print("replayed \(target.appendedBatches) batches into \(target.destination): offsets \(offsets.lowerBound) ..< \(offsets.upperBound)")
+                let held = offsets.isEmpty ? "no records" : offsetRange(offsets.lowerBound, offsets.upperBound - 1)
+                print("replayed \(target.appendedBatches) batches into \(target.destination): \(held) (next offset \(offsets.upperBound))")
             }
         } catch {
             let left = target.abandon()
@@ -103,10 +104,11 @@ struct Replay: ParsableCommand {
         var delivery: (any Error)?
         do {
             try stream.deliver {
-                try filter.forEachBatch(inspector, progress: progress) { batch in
+                let walk = try filter.forEachBatch(inspector, progress: progress) { batch in
                     try stream.submit(batch, wanted: wanted)
                     return true
                 }
+                try filter.checkOffsetsWereInTheLog(walk)
             }
         } catch {
             delivery = error

@@ -4,6 +4,8 @@ import ShipLogStorage
 struct SegmentReport: Encodable {
     var file: String
     var baseOffset: UInt64
+    /// The last segment, the one a writer appends to.
+    var active = false
     var firstOffset: UInt64?
     var lastOffset: UInt64?
     var batches = 0
@@ -18,10 +20,26 @@ struct SegmentReport: Encodable {
     var oldestTimestampMs: Int64?
     var newestTimestampMs: Int64?
 
+    var fileName: String { String(file.split(separator: "/").last ?? "") }
     var compressionRatio: Double { storedBytes == 0 ? 1 : Double(uncompressedBytes) / Double(storedBytes) }
 
+    /// Counts an intact batch that starts at `position`.
+    mutating func add(_ batch: StoredBatch, at position: Int64) {
+        let h = batch.header
+        firstOffset = firstOffset ?? h.firstOffset
+        lastOffset = h.lastOffset
+        batches += 1
+        records += Int(h.recordCount)
+        storedBytes += Int64(h.storedBytes)
+        uncompressedBytes += Int64(h.uncompressedBytes)
+        validBytes = position + Int64(h.totalBytes)
+        epochs.insert(h.leaderEpoch)
+        oldestTimestampMs = min(oldestTimestampMs ?? h.timestampMs, h.timestampMs)
+        newestTimestampMs = max(newestTimestampMs ?? h.timestampMs, h.timestampMs)
+    }
+
     enum CodingKeys: String, CodingKey {
-        case file, baseOffset = "base_offset", firstOffset = "first_offset", lastOffset = "last_offset", batches, records
+        case file, baseOffset = "base_offset", active, firstOffset = "first_offset", lastOffset = "last_offset", batches, records
         case storedBytes = "stored_bytes", uncompressedBytes = "uncompressed_bytes", validBytes = "valid_bytes"
         case fileBytes = "file_bytes", index, compressionRatio = "compression_ratio"
     }
@@ -30,6 +48,7 @@ struct SegmentReport: Encodable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(file, forKey: .file)
         try c.encode(baseOffset, forKey: .baseOffset)
+        try c.encode(active, forKey: .active)
         try c.encode(firstOffset, forKey: .firstOffset)
         try c.encode(lastOffset, forKey: .lastOffset)
         try c.encode(batches, forKey: .batches)
@@ -55,66 +74,67 @@ struct Problem: Encodable, CustomStringConvertible {
     enum CodingKeys: String, CodingKey { case file, position, offset, reason, tornTail = "torn_tail" }
 
     var description: String {
-        "\(file): byte \(position)\(offset.map { ", offset \($0)" } ?? ""): \(reason)\(tornTail ? " (torn tail)" : "")"
+        if position == 0 && offset == nil { return "\(file): \(reason)" }
+        return "\(file): byte \(position)\(offset.map { ", offset \($0)" } ?? ""): \(reason)\(tornTail ? " (torn tail)" : "")"
     }
 }
 
-/// Scans every segment and index of a log: CRCs, offset continuity, epoch order.
+/// Scans every segment and index of a log: CRCs, offset continuity (within and between
+/// segments), epoch order, and the names in its directory.
 struct Verification {
     var segments: [SegmentReport] = []
     var problems: [Problem] = []
-    /// Sealed segments whose index file is missing or damaged.
-    var indexProblems: [SegmentReport] { segments.dropLast().filter { $0.index != "ok" } }
-    var isHealthy: Bool { problems.isEmpty && indexProblems.isEmpty }
+    /// Files named like segments that the log cannot place (format.md §1).
+    var misnamedSegments: [Problem] = []
+    /// Other files that are not part of the log: reported, never touched.
+    var strayFiles: [Problem] = []
+    /// A writer held the log while it was read: see `LogWalk`.
+    var live = false
+    var liveTail: LiveTail?
+    /// Sealed segments whose index file is missing or damaged. The active segment's index
+    /// is written when it is sealed or the log closes, so its absence is normal.
+    var indexProblems: [SegmentReport] { segments.filter { !$0.active && $0.index != "ok" } }
+    var isHealthy: Bool { problems.isEmpty && indexProblems.isEmpty && misnamedSegments.isEmpty }
+    var totals: Totals { Totals(segments, healthy: isHealthy) }
 
-    init(_ inspector: LogInspector, progress: Progress?) throws {
-        var expected: UInt64?
-        var lastEpoch: UInt64 = 0
-        let bases = inspector.segmentBaseOffsets
-        for (i, base) in bases.enumerated() {
-            let path = inspector.segmentPath(base)
-            let isLast = i == bases.count - 1
-            var report = SegmentReport(file: path, baseOffset: base)
-            if let expected, expected != base {
-                problems.append(Problem(file: path, position: 0, offset: base,
-                                        reason: "segment starts at offset \(base), the previous one ends at \(expected)",
-                                        tornTail: false))
-            }
-            var next = base
-            report.fileBytes = try inspector.scan(segment: base) { event in
-                switch event {
-                case .batch(let batch, let position):
-                    let h = batch.header
-                    if h.firstOffset != next {
-                        problems.append(Problem(file: path, position: position, offset: h.firstOffset,
-                                                reason: "offset \(h.firstOffset) where \(next) was expected", tornTail: false))
-                    }
-                    if h.leaderEpoch < lastEpoch {
-                        problems.append(Problem(file: path, position: position, offset: h.firstOffset,
-                                                reason: "epoch \(h.leaderEpoch) after epoch \(lastEpoch)", tornTail: false))
-                    }
-                    lastEpoch = max(lastEpoch, h.leaderEpoch)
-                    next = h.nextOffset
-                    report.firstOffset = report.firstOffset ?? h.firstOffset
-                    report.lastOffset = h.lastOffset
-                    report.batches += 1
-                    report.records += Int(h.recordCount)
-                    report.storedBytes += Int64(h.storedBytes)
-                    report.uncompressedBytes += Int64(h.uncompressedBytes)
-                    report.validBytes = position + Int64(h.totalBytes)
-                    report.epochs.insert(h.leaderEpoch)
-                    report.oldestTimestampMs = min(report.oldestTimestampMs ?? h.timestampMs, h.timestampMs)
-                    report.newestTimestampMs = max(report.newestTimestampMs ?? h.timestampMs, h.timestampMs)
-                    progress?.advance(by: Int64(h.totalBytes))
-                case .problem(let position, let reason, let dataFollows):
-                    problems.append(Problem(file: path, position: position, offset: next, reason: reason,
-                                            tornTail: isLast && !dataFollows))
-                }
-            }
-            let status = inspector.indexStatus(segment: base, segmentBytes: report.validBytes)
-            report.index = status.rawValue
-            segments.append(report)
-            expected = next
+    init(_ inspector: LogInspector, lockHeldHere: Bool = false, progress: Progress?) throws {
+        for file in inspector.foreignFiles {
+            let path = inspector.directory + "/" + file.name
+            let reason = file.name.hasPrefix("repair-backup-") ? "a backup left by `shiplog repair`" : file.reason
+            let entry = Problem(file: path, position: 0, offset: nil, reason: reason, tornTail: false)
+            if file.looksLikeASegment { misnamedSegments.append(entry) } else { strayFiles.append(entry) }
         }
+        var walk = LogWalk(inspector, lockHeldHere: lockHeldHere)
+        var report: SegmentReport?
+        var scratch: [UInt8] = []
+        try walk.run { step in
+            switch step {
+            case .segment(let base, let path, let isActive):
+                report = SegmentReport(file: path, baseOffset: base, active: isActive)
+            case .problem(let problem):
+                problems.append(problem)
+            case .batch(let batch, let position):
+                // The records inside a batch whose checksum matches: dump and replay decode
+                // them, so a batch they would stop at must not pass here.
+                do {
+                    try batch.withRecordSection(scratch: &scratch) { _ in }
+                } catch LogError.corruption(_, _, _, let reason) {
+                    problems.append(Problem(file: report?.file ?? "", position: position, offset: batch.header.firstOffset,
+                                            reason: reason, tornTail: false))
+                }
+                report?.add(batch, at: position)
+                progress?.advance(by: Int64(batch.header.totalBytes))
+            case .segmentEnd(let fileBytes):
+                if var finished = report {
+                    finished.fileBytes = fileBytes
+                    finished.index = inspector.indexStatus(segment: finished.baseOffset, segmentBytes: finished.validBytes).rawValue
+                    segments.append(finished)
+                }
+                report = nil
+            }
+            return true
+        }
+        live = walk.live
+        liveTail = walk.liveTail
     }
 }

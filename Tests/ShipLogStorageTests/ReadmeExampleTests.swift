@@ -65,8 +65,12 @@ import Testing
                 Issue.record("not expected here")
             }
         }
-        let consumer = Task { try await consume(log, savedOffset: 4) }
-        #expect(eventually { saved.withLock { $0 } == 9 })
+        // On an executor of its own: other tests block the shared pool's two threads for long.
+        let executor = ThreadPoolExecutor(threads: 1)
+        defer { executor.shutdown() }
+        let consumer = Task(executorPreference: executor) { try await consume(log, savedOffset: 4) }
+        for _ in 0..<6000 where saved.withLock({ $0 }) != 9 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(saved.withLock { $0 } == 9)
         try log.close()
         try await consumer.value
         #expect(handled.withLock { $0 } == (5..<10).map { "r\($0)" })

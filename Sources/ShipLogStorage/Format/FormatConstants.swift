@@ -21,8 +21,12 @@ public enum Format {
     public static let directoryMagic: [UInt8] = Array("SHIPDIR\0".utf8)
     public static let directoryFileBytes = 16
 
-    /// format.md §7: the one version this code reads and writes, in every file header.
+    /// format.md §7: the version this code reads and writes in every file header but the
+    /// index file's.
     public static let version: UInt32 = 1
+    /// format.md §5: index files are at version 2, which records the index interval;
+    /// version 1 files, which did not, are still read.
+    public static let indexVersion: UInt32 = 2
 
     /// format.md §3: no batch's stored or uncompressed length may exceed this, so a
     /// corrupt length can never make a reader allocate more.
@@ -50,10 +54,28 @@ public enum Format {
         return String(repeating: "0", count: offsetDigits - digits.count) + digits
     }
 
+    /// Names that look like a segment's (digits, then `.log`) but are not "<20 digits>.log"
+    /// holding a u64, such as `99999999999999999999.log`: the log cannot place them, so it
+    /// ignores them, and whatever records they hold are not part of it.
+    public static func isMisnamedSegment(_ name: String) -> Bool {
+        guard name.hasSuffix(segmentSuffix), baseOffset(ofSegmentName: name) == nil else { return false }
+        let stem = name.dropLast(segmentSuffix.count)
+        return !stem.isEmpty && stem.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
     /// Parses "<20 digits>.log" back to its base offset; nil for any other name.
     public static func baseOffset(ofSegmentName name: String) -> UInt64? {
-        guard name.hasSuffix(segmentSuffix) else { return nil }
-        let stem = name.dropLast(segmentSuffix.count)
+        baseOffset(of: name, suffix: segmentSuffix)
+    }
+
+    /// Parses "<20 digits>.index" back to its segment's base offset; nil for any other name.
+    public static func baseOffset(ofIndexName name: String) -> UInt64? {
+        baseOffset(of: name, suffix: indexSuffix)
+    }
+
+    private static func baseOffset(of name: String, suffix: String) -> UInt64? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let stem = name.dropLast(suffix.count)
         guard stem.count == offsetDigits, stem.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             return nil
         }

@@ -46,6 +46,9 @@ public protocol FileSystem: Sendable {
     func syncDirectory(_ path: String) throws
     /// Takes an exclusive, non-blocking lock on `path`; released by `unlock` or process exit.
     func lockFile(_ path: String) throws -> any FileLock
+    /// Whether another open file holds the lock `lockFile` takes on `path`, asked without
+    /// blocking or keeping anything: nil when it cannot be told (the file cannot be opened).
+    func lockIsHeld(_ path: String) -> Bool?
 }
 
 public protocol FileLock: Sendable {
@@ -53,6 +56,9 @@ public protocol FileLock: Sendable {
 }
 
 extension FileSystem {
+    /// For file systems that know of no other process (test doubles).
+    public func lockIsHeld(_ path: String) -> Bool? { nil }
+
     /// For file systems that do not tell the two apart (test doubles): read-write.
     public func openFileForReading(_ path: String) throws -> any StorageFile {
         try openFile(path, create: false)

@@ -99,6 +99,18 @@ public struct PosixFileSystem: FileSystem {
         close(fd)
         throw LogError.directoryLocked(path: path)
     }
+
+    /// Probes with a shared, non-blocking flock on a read-only descriptor, released at once
+    /// by closing it: this works on read-only mounts and files the user may only read, and
+    /// two probes never exclude each other. A writer opening the log in the microseconds the
+    /// probe holds it is not refused: `lockFile` retries for 100 ms.
+    public func lockIsHeld(_ path: String) -> Bool? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT ? false : nil }  // no lock file: nobody ever locked it
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 { return false }
+        return errno == EWOULDBLOCK ? true : nil
+    }
 }
 
 struct PosixFileLock: FileLock {

@@ -6,6 +6,18 @@ public struct LogInspector: Sendable {
     let files: SegmentDirectory
     /// Segment base offsets, sorted.
     public let segmentBaseOffsets: [UInt64]
+    /// Names in the directory that are not part of the log (format.md §1), sorted, each with
+    /// what it looks like. The log never reads, changes or removes them.
+    public let foreignFiles: [ForeignFile]
+
+    /// A name in the log's directory that the log does not use.
+    public struct ForeignFile: Sendable, Equatable {
+        public var name: String
+        /// Named like a segment (digits, `.log`) but not one the log can place: records in it
+        /// would be missing from the log, so it is a problem rather than a stray file.
+        public var looksLikeASegment: Bool
+        public var reason: String
+    }
 
     public init(directory: String, fileSystem: any FileSystem = PosixFileSystem()) throws {
         switch fileSystem.isDirectory(directory) {
@@ -24,7 +36,38 @@ public struct LogInspector: Sendable {
         try identity.withUnsafeBytes { try DirectoryIdentity.check($0, file: identityPath, directory: directory) }
         self.directory = directory
         self.files = SegmentDirectory(path: directory, fileSystem: fileSystem, maxOpenFiles: LogOptions().maxOpenSegmentFiles)
-        self.segmentBaseOffsets = names.compactMap(Format.baseOffset(ofSegmentName:)).sorted()
+        let bases = names.compactMap(Format.baseOffset(ofSegmentName:)).sorted()
+        self.segmentBaseOffsets = bases
+        self.foreignFiles = Self.foreignFiles(names, segments: Set(bases))
+    }
+
+    private static func foreignFiles(_ names: [String], segments: Set<UInt64>) -> [ForeignFile] {
+        let known: Set<String> = [Format.directoryFileName, Format.lockFileName, Format.cleanMarkerName]
+        var foreign: [ForeignFile] = []
+        for name in names.sorted() {
+            if known.contains(name) || name.hasSuffix(Format.temporarySuffix) || Format.baseOffset(ofSegmentName: name) != nil {
+                continue
+            }
+            if let base = Format.baseOffset(ofIndexName: name) {
+                if !segments.contains(base) {
+                    foreign.append(ForeignFile(name: name, looksLikeASegment: false, reason: "an index file with no segment"))
+                }
+            } else if Format.isMisnamedSegment(name) {
+                foreign.append(ForeignFile(
+                    name: name, looksLikeASegment: true,
+                    reason: "named like a segment, but not \(Format.offsetDigits) digits holding a 64-bit offset: "
+                        + "the log ignores it, so any records in it are not part of the log"))
+            } else {
+                foreign.append(ForeignFile(name: name, looksLikeASegment: false, reason: "not part of the log"))
+            }
+        }
+        return foreign
+    }
+
+    /// Whether a process holds the log open now (its `LOCK`), asked without blocking and
+    /// without keeping the lock: nil when it cannot be told.
+    public func writerHoldsLock() -> Bool? {
+        files.fileSystem.lockIsHeld(directory + "/" + Format.lockFileName)
     }
 
     public func segmentPath(_ baseOffset: UInt64) -> String { files.segmentPath(baseOffset) }
@@ -43,13 +86,23 @@ public struct LogInspector: Sendable {
         /// The bytes at `position` are not an intact batch; `dataFollows` when an intact
         /// batch lies later in the segment (damage in the middle, not a torn tail).
         case problem(position: Int64, reason: String, dataFollows: Bool)
+        /// Only in a scan of a tail being written: the intact batches end at `position`, where
+        /// the scan stopped without judging what follows (`reason` says what it saw there, nil
+        /// for zeroes).
+        case unjudgedEnd(position: Int64, reason: String?)
     }
 
     /// Scans one segment from its header, calling `body` for each batch and, at the end, for
     /// the first invalid bytes if any (only zeroes after the last batch is a clean end).
     /// Returns the segment's size in bytes.
+    ///
+    /// With `tailBeingWritten` (the active segment of a log a writer holds), the end of the
+    /// intact batches is reported as `unjudgedEnd` and nothing after it is read: a writer may
+    /// be appending there, so zeroes followed by data, or half a batch, are what an append in
+    /// flight looks like, not damage.
     @discardableResult
-    public func scan(segment baseOffset: UInt64, _ body: (ScanEvent) throws -> Void) throws -> Int64 {
+    public func scan(segment baseOffset: UInt64, tailBeingWritten: Bool = false,
+                     _ body: (ScanEvent) throws -> Void) throws -> Int64 {
         let handle = files.segmentFile(baseOffset, readOnly: true)
         let file = try handle.file()
         let size = try file.size()
@@ -72,6 +125,12 @@ public struct LogInspector: Sendable {
             switch try scanner.next() {
             case .batch(let batch, let position):
                 try body(.batch(batch, position: position))
+            case .end(let position) where tailBeingWritten:
+                try body(.unjudgedEnd(position: position, reason: nil))
+                return size
+            case .invalid(let position, let reason) where tailBeingWritten:
+                try body(.unjudgedEnd(position: position, reason: reason))
+                return size
             case .end(let position):
                 let probe = try SegmentScanner.probeAfter(file: file, position: position)
                 if probe.lastNonZero != nil {
@@ -97,12 +156,38 @@ public struct LogInspector: Sendable {
         return files.loadIndex(baseOffset: baseOffset, segmentBytes: segmentBytes) == nil ? .damaged : .ok
     }
 
-    /// Rewrites a segment's index from a scan of its first `segmentBytes` (repair).
-    public func rebuildIndex(segment baseOffset: UInt64, segmentBytes: Int64, intervalBytes: Int = 4096) throws {
+    /// Rewrites a segment's index from a scan of its first `segmentBytes` (repair), with
+    /// entries `intervalBytes` apart: by default the interval the log's writer recorded in its
+    /// other index files, so the rebuilt file is the one the writer would have written.
+    /// Returns the interval used.
+    @discardableResult
+    public func rebuildIndex(segment baseOffset: UInt64, segmentBytes: Int64, intervalBytes: Int? = nil) throws -> Int {
+        let interval = intervalBytes ?? recordedIndexIntervalBytes(near: baseOffset) ?? LogOptions().indexIntervalBytes
         let handle = files.segmentFile(baseOffset, readOnly: true)
-        let index = try files.rebuildIndex(of: handle, endPosition: segmentBytes, intervalBytes: intervalBytes)
+        let index = try files.rebuildIndex(of: handle, endPosition: segmentBytes, intervalBytes: interval)
         try files.writeIndex(of: SegmentInfo(baseOffset: baseOffset, handle: handle, endPosition: segmentBytes,
                                              nextOffset: index.nextOffset, index: SparseIndex(entries: index.entries),
-                                             newestTimestampMs: index.newestTimestampMs))
+                                             newestTimestampMs: index.newestTimestampMs),
+                             intervalBytes: interval)
+        return interval
+    }
+
+    /// The interval recorded in the intact index file (format.md §5, version 2) of the
+    /// segment nearest `baseOffset`, its own included: nil when no index file records one
+    /// (none left, or all written by version 1, whose writers did not record it).
+    public func recordedIndexIntervalBytes(near baseOffset: UInt64) -> Int? {
+        let nearestFirst = segmentBaseOffsets.sorted {
+            ($0 > baseOffset ? $0 - baseOffset : baseOffset - $0) < ($1 > baseOffset ? $1 - baseOffset : baseOffset - $1)
+        }
+        for base in nearestFirst {
+            guard let file = try? files.fileSystem.openFileForReading(files.indexPath(base)),
+                  let size = try? file.size(), size >= Int64(Format.indexHeaderBytes), size <= Int64(Format.batchBytesMax)
+            else { continue }
+            let bytes = [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in
+                count = (try? file.read(into: UnsafeMutableRawBufferPointer(buffer), at: 0)) ?? 0
+            }
+            if let interval = bytes.withUnsafeBytes({ IndexFile.decode($0) })?.intervalBytes { return interval }
+        }
+        return nil
     }
 }

@@ -164,7 +164,8 @@ extension SegmentLog {
             try? files.writeIndex(of: SegmentInfo(baseOffset: segment.baseOffset, handle: segment.handle,
                                                   endPosition: segment.endPosition, nextOffset: segment.nextOffset,
                                                   index: SparseIndex(entries: file.entries),
-                                                  newestTimestampMs: file.newestTimestampMs))
+                                                  newestTimestampMs: file.newestTimestampMs),
+                                      intervalBytes: options.indexIntervalBytes)
         }
         segment.index = SparseIndex(entries: file.entries)
         segment.newestTimestampMs = file.newestTimestampMs

@@ -63,7 +63,10 @@ public struct LogOptions: Sendable {
         guard segmentBytes >= Format.segmentHeaderBytes + Format.batchHeaderBytes else {
             throw LogError.invalidOptions("segmentBytes \(segmentBytes) is too small")
         }
-        guard indexIntervalBytes > 0 else { throw LogError.invalidOptions("indexIntervalBytes must be positive") }
+        // Index files record it as a u32 (format.md §5).
+        guard indexIntervalBytes > 0, indexIntervalBytes <= Int(UInt32.max) else {
+            throw LogError.invalidOptions("indexIntervalBytes must be in 1...\(UInt32.max)")
+        }
         guard maxBatchBytes > Format.batchHeaderBytes, maxBatchBytes <= Format.batchBytesMax else {
             throw LogError.invalidOptions("maxBatchBytes must be in \(Format.batchHeaderBytes + 1)...\(Format.batchBytesMax)")
         }

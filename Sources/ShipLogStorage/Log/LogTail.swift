@@ -15,7 +15,9 @@ public struct LogTail: AsyncSequence, Sendable {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> StoredBatch? {
             while true {
                 if Task.isCancelled { return nil }
-                if let batch = try cursor.next() { return batch }
+                let batch: StoredBatch?
+                do { batch = try cursor.next() } catch LogError.closed { return nil }  // ends at close
+                if let batch { return batch }
                 let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset, isolation: actor)
                 if !open { return nil }
             }

@@ -162,12 +162,13 @@ struct SegmentDirectory: Sendable {
         return info
     }
 
-    /// Writes the index of a finished segment. Not synced: the index is a cache that is
+    /// Writes the index of a finished segment, recording the interval its entries were kept
+    /// at so that a rebuild makes the same index. Not synced: the index is a cache that is
     /// checked against the segment on load and rebuilt when it does not match.
-    func writeIndex(of segment: SegmentInfo) throws {
+    func writeIndex(of segment: SegmentInfo, intervalBytes: Int) throws {
         let index = IndexFile(baseOffset: segment.baseOffset, segmentBytes: segment.endPosition,
                               nextOffset: segment.nextOffset, newestTimestampMs: segment.newestTimestampMs ?? 0,
-                              entries: segment.index?.entries ?? [])
+                              intervalBytes: intervalBytes, entries: segment.index?.entries ?? [])
         let finalPath = indexPath(segment.baseOffset)
         let temporaryPath = finalPath + Format.temporarySuffix
         let file = try fileSystem.openFile(temporaryPath, create: true)
@@ -212,7 +213,7 @@ struct SegmentDirectory: Sendable {
                                               reason: "zeroes where batches should continue to byte \(endPosition)")
                 }
                 return IndexFile(baseOffset: handle.baseOffset, segmentBytes: endPosition, nextOffset: expected,
-                                 newestTimestampMs: newest, entries: index.entries)
+                                 newestTimestampMs: newest, intervalBytes: intervalBytes, entries: index.entries)
             case .invalid(let position, let reason):
                 throw LogError.corruption(file: handle.path, position: position, offset: expected, reason: reason)
             }

@@ -19,7 +19,7 @@ extension SegmentLog {
         state.durablePosition = sealed.endPosition
         state.finishDurableWaiters(&wakeups)
         // The index is a cache checked on load: failing to write it loses nothing.
-        do { try files.writeIndex(of: sealed) } catch {
+        do { try files.writeIndex(of: sealed, intervalBytes: options.indexIntervalBytes) } catch {
             Self.logger.warning("\(directory): index of \(sealed.handle.path) not written: \(error)")
         }
         let prepared = try files.prepareSegment(

@@ -171,7 +171,7 @@ public final class SegmentLog: Sendable {
                 state.durableNextOffset = state.flushedNextOffset
                 state.durablePosition = state.flushedPosition
                 state.finishDurableWaiters(&wakeups)
-                try files.writeIndex(of: active)
+                try files.writeIndex(of: active, intervalBytes: options.indexIntervalBytes)
                 let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
                                                  nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
                 try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)
