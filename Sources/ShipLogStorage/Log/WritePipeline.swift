@@ -159,16 +159,17 @@ extension SegmentLog {
         }
     }
 
-    /// Runs fdatasyncs on `syncQueue` for as long as only tasks wait for the next one: the
-    /// queue starts it at once instead of waking a task to decide to ask the queue for it.
+    /// Runs fdatasyncs on `syncQueue` for as long as appends wait for the next one: the queue
+    /// starts it at once, so the disk never idles while a waiter is woken to lead it, and
+    /// each waiter is woken once, when its records are durable.
     private func performSyncs(from first: SyncPoint) {
         var next: SyncPoint? = first
         while let sync = next { next = perform(sync) }
     }
 
     /// Runs a group-commit fdatasync and finishes the waiters it covers. Returns the next
-    /// fdatasync to run at once (already marked as running) when the waiters left are
-    /// tasks, which do not run fdatasyncs themselves; otherwise wakes one to lead it.
+    /// fdatasync to run at once (already marked as running) when waiters are left, to be
+    /// run on `syncQueue`: the appender that led this one returns without waiting for it.
     private func perform(_ sync: SyncPoint) -> SyncPoint? {
         var failure: (any Error)?
         do { try sync.file.sync() } catch { failure = error }
@@ -186,9 +187,7 @@ extension SegmentLog {
                 state.durablePosition = sync.position
             }
             state.finishDurableWaiters(&wakeups)
-            if let first = state.durabilityWaiters.first, first.isAsync, state.failure == nil,
-                !(state.writeQueue.first?.isExclusive ?? false),
-                !state.durabilityWaiters.contains(where: { !$0.isAsync && !$0.isSleeping }),
+            if !state.durabilityWaiters.isEmpty, state.failure == nil, !(state.writeQueue.first?.isExclusive ?? false),
                 let file = try? state.active.handle.file() {
                 state.syncBusy = true
                 state.kick(&wakeups)
