@@ -187,7 +187,9 @@ extension SegmentLog {
                 state.durablePosition = sync.position
             }
             state.finishDurableWaiters(&wakeups)
-            if !state.durabilityWaiters.isEmpty, state.failure == nil, !(state.writeQueue.first?.isExclusive ?? false),
+            if let first = state.durabilityWaiters.first, first.isAsync, state.failure == nil,
+                !(state.writeQueue.first?.isExclusive ?? false),
+                !state.durabilityWaiters.contains(where: { !$0.isAsync && !$0.isSleeping }),
                 let file = try? state.active.handle.file() {
                 state.syncBusy = true
                 state.kick(&wakeups)
