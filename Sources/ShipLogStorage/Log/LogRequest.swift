@@ -38,6 +38,8 @@ final class LogRequest: @unchecked Sendable {
     /// Set under the mutex just before the request's thread waits, cleared by the one who
     /// wakes it: so a request is signalled at most once per wait.
     var isSleeping = false
+    /// Times this request yielded before leading an fdatasync, to let more waiters join.
+    var syncYields = 0
     /// An async request suspends its task instead of blocking a thread, and never runs an
     /// fdatasync on it: it hands that to the log's sync queue (`SegmentLog.syncQueue`).
     let isAsync: Bool

@@ -21,6 +21,8 @@ struct LogState: Sendable {
     var durabilityWaiters: [LogRequest] = []
     /// fdatasync calls made by group commit, for observing how well appends share them.
     var groupCommitSyncs: UInt64 = 0
+    /// How many waiters the last group-commit fdatasync finished (see `decide`).
+    var lastSyncGroupSize = 0
     /// Recent truncations (generation, first offset removed), so a reader can tell whether one
     /// removed records it had already read; see `BatchCursor`.
     var truncations: [(generation: UInt64, keepNext: UInt64)] = []

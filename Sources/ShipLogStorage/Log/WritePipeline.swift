@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// The write path: a writer queue with one leader at a time (LevelDB's `DBImpl::Write`,
 /// RocksDB's `WriteThread::JoinBatchGroup`) and group commit.
 ///
@@ -18,6 +21,8 @@ extension SegmentLog {
     /// A leader stops adding appends to its group past this many bytes (one batch larger
     /// than this still goes, alone), bounding the copy that joins them into one write.
     static let writeGroupBytesMax = 1 << 20
+    /// How many times a request about to lead an fdatasync yields for more waiters to join.
+    static let syncYieldsMax = 3
 
     /// Runs `body` under the mutex, then wakes whoever it decided to wake.
     func locked<T>(_ body: (inout LogState, inout Wakeups) throws -> T) rethrows -> T {
@@ -81,6 +86,8 @@ extension SegmentLog {
                 request.sleep()
             case .again:
                 continue
+            case .yield:
+                sched_yield()
             case .write(let group):
                 perform(group)
             case .sync(let sync):
@@ -103,6 +110,8 @@ extension SegmentLog {
                 await request.sleep()
             case .again:
                 continue
+            case .yield:
+                await Task.yield()
             case .write(let group):
                 perform(group)
             case .sync(let sync):
@@ -115,6 +124,8 @@ extension SegmentLog {
         case finished(Result<Range<UInt64>, any Error>)
         case sleep
         case again
+        /// Let other threads or tasks run, then decide again.
+        case yield
         case write(WriteGroup)
         case sync(SyncPoint)
     }
@@ -144,6 +155,14 @@ extension SegmentLog {
                 // A sync covers at most what is flushed: a waiter past it would sync forever.
                 precondition(target <= state.flushedNextOffset, "a durability waiter's records are written")
                 guard !state.syncBusy, !(state.writeQueue.first?.isExclusive ?? false) else { break }
+                // The appenders the last fdatasync released are usually about to append again:
+                // give them a moment (a yield, not a clock) so this fdatasync covers them too.
+                // PostgreSQL's commit_delay and commit_siblings, measured in waiters; a lone
+                // appender (a last group of one) never waits.
+                if state.durabilityWaiters.count < state.lastSyncGroupSize, request.syncYields < Self.syncYieldsMax {
+                    request.syncYields += 1
+                    return .yield
+                }
                 do {
                     let file = try state.active.handle.file()
                     state.syncBusy = true
@@ -176,6 +195,7 @@ extension SegmentLog {
         return locked { state, wakeups -> SyncPoint? in
             state.syncBusy = false
             state.groupCommitSyncs += 1
+            let waitersBefore = state.durabilityWaiters.count
             if let failure {
                 markFailed(&state, &wakeups, cause: "fdatasync \(sync.file.path): \(failure)")
             } else if sync.offset > state.durableNextOffset, state.failure == nil {
@@ -187,6 +207,7 @@ extension SegmentLog {
                 state.durablePosition = sync.position
             }
             state.finishDurableWaiters(&wakeups)
+            state.lastSyncGroupSize = waitersBefore - state.durabilityWaiters.count
             if let first = state.durabilityWaiters.first, first.isAsync, state.failure == nil,
                 !(state.writeQueue.first?.isExclusive ?? false),
                 !state.durabilityWaiters.contains(where: { !$0.isAsync && !$0.isSleeping }),
