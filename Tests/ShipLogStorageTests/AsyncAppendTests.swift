@@ -24,12 +24,12 @@ import Testing
             return try await group.reduce(into: []) { $0 += $1 }
         }
         #expect(offsets.sorted() == Array(0..<400))
-        try log.sync()
+        try await log.sync()
         #expect(log.durableNextOffset == 400)
-        try log.close()
+        try await log.close()
         let reopened = try SegmentLog.open(directory: dir.logPath, options: smallOptions())
         #expect(try allRecords(reopened).count == 400)
-        try reopened.close()
+        try await reopened.close()
     }
 
     /// With the fdatasync held, eight tasks waiting for durability hold no pool thread:
@@ -89,7 +89,7 @@ import Testing
         for n in 0..<100 { try await log.append(makeRecord(n), durability: .os) }
         try await reading.value
         #expect(await consumer.seen == Array(0..<100))
-        try log.close()
+        try await log.close()
     }
 }
 

@@ -193,7 +193,7 @@ import Testing
             return count
         }
         try await Task.sleep(for: .milliseconds(50))
-        try log.close()
+        try await log.close()
         #expect(try await closing.value == 0, "a tail at the end finishes when the log closes")
     }
 

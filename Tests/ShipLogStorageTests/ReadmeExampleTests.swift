@@ -35,10 +35,10 @@ import Testing
             batches += 1
         }
         #expect(batches == 3)
-        try log.truncate(after: 1)
-        try log.enforceRetention(RetentionPolicy(maxTotalBytes: 10 << 30, maxAge: .seconds(86_400)))
+        try await log.truncate(after: 1)
+        try await log.enforceRetention(RetentionPolicy(maxTotalBytes: 10 << 30, maxAge: .seconds(86_400)))
         #expect(log.nextOffset == 2)
-        try log.close()
+        try await log.close()
     }
 
     /// The consumer example: resuming after a saved offset inside a batch.
@@ -71,7 +71,7 @@ import Testing
         let consumer = Task(executorPreference: executor) { try await consume(log, savedOffset: 4) }
         for _ in 0..<6000 where saved.withLock({ $0 }) != 9 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(saved.withLock { $0 } == 9)
-        try log.close()
+        try await log.close()
         try await consumer.value
         #expect(handled.withLock { $0 } == (5..<10).map { "r\($0)" })
     }

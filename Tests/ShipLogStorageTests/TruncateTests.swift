@@ -124,10 +124,10 @@ import Testing
         var tail = log.tail(from: 0).makeAsyncIterator()
         var delivered: UInt64 = 0
         while delivered < 100, let batch = try await tail.next() { delivered = batch.header.nextOffset }
-        try log.truncate(after: 49)
+        try await log.truncate(after: 49)
         for b in 5..<15 { try await log.append((0..<10).map { makeRecord(20_000 + b * 10 + $0) }) }
         await #expect(throws: LogError.truncated(readerOffset: 100, newNextOffset: 50)) { _ = try await tail.next() }
-        try log.close()
+        try await log.close()
     }
 
     /// F7: range reads racing truncations and re-appends see one history or the other:

@@ -48,13 +48,20 @@ public struct BatchCursor {
     }
 
     public mutating func next() throws -> StoredBatch? {
+        try next(flushing: true)
+    }
+
+    /// With `flushing` false, a batch still in the process buffer makes it throw
+    /// `NeedsFlush` instead of flushing through the blocking `flush()`, so that an async
+    /// caller can await the flush instead.
+    mutating func next(flushing: Bool) throws -> StoredBatch? {
         while true {
             _ = try newTruncationPoint()
             if scanner == nil {
                 let located: SegmentLog.Place?
                 let file: (any StorageFile)?
                 do {
-                    located = try log.locate(nextOffset)
+                    located = try log.locate(nextOffset, flushing: flushing)
                     file = try located?.segment.handle.file()
                 } catch LogError.io(let operation, let path, ENOENT) {
                     // The segment went away between finding it and opening it.
@@ -90,7 +97,7 @@ public struct BatchCursor {
                     throw LogError.corruption(file: file, position: position, offset: nextOffset,
                                               reason: "zeroes inside the log's valid range")
                 }
-                if let place = try log.locate(nextOffset), place.segment.baseOffset == segmentBase, place.limit == limit {
+                if let place = try log.locate(nextOffset, flushing: flushing), place.segment.baseOffset == segmentBase, place.limit == limit {
                     return nil
                 }
             case .invalid(let position, let reason):
@@ -111,7 +118,7 @@ extension SegmentLog {
 
     /// Where a scan for `offset` starts and how far it may read; nil at or past the end.
     /// Flushes the in-process buffer when the reader needs bytes still in it.
-    func locate(_ offset: UInt64) throws -> Place? {
+    func locate(_ offset: UInt64, flushing: Bool = true) throws -> Place? {
         enum Found { case end, needsFlush, segment(SegmentInfo, Int, Int64) }
         let found: Found = try state.withLock { state in
             if state.isClosed { throw LogError.closed }
@@ -132,6 +139,7 @@ extension SegmentLog {
         }
         guard case .segment(let found0, let slot, let limit0) = found else {
             if case .needsFlush = found {
+                guard flushing else { throw NeedsFlush() }
                 try flush()
                 return try locate(offset)
             }
@@ -231,3 +239,6 @@ extension SegmentLog {
         return record
     }
 }
+
+/// A read needs records still in the process buffer: the async reader awaits `flush()`.
+struct NeedsFlush: Error {}

@@ -52,21 +52,55 @@ public struct LogRecords: AsyncSequence, Sendable {
         let log: SegmentLog
         let start: LogPosition
         var batches: LogTail.AsyncIterator?
+        /// Records decoded from the last batch, not yet delivered.
         var pending: ArraySlice<LogRecord> = []
+        /// One past the last record delivered.
         var nextOffset: UInt64 = 0
+        /// The truncations accounted for (`SegmentLog.truncationGeneration`).
+        var generation: UInt64 = 0
+        /// A truncation cut records ahead of us: read again from `nextOffset` once `pending`,
+        /// which holds only records before the cut, is delivered.
+        var rereadAfterPending = false
 
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> LogRecord? {
             if batches == nil {
+                generation = log.truncationGeneration.load(ordering: .sequentiallyConsistent)
                 nextOffset = try resolveStart()
                 batches = log.tail(from: nextOffset).makeAsyncIterator()
             }
-            while pending.isEmpty {
-                guard let batch = try await batches!.next(isolation: actor) else { return nil }
-                pending = try batch.logRecords().drop { $0.offset < nextOffset }
+            while true {
+                try accountForTruncations()
+                if let record = pending.first {
+                    pending.removeFirst()
+                    nextOffset = record.offset + 1
+                    return record
+                }
+                if rereadAfterPending {
+                    batches = log.tail(from: nextOffset).makeAsyncIterator()
+                    rereadAfterPending = false
+                }
+                do {
+                    guard let batch = try await batches!.next(isolation: actor) else { return nil }
+                    pending = try batch.logRecords().drop { $0.offset < nextOffset }
+                } catch LogError.truncated {
+                    // The batch cursor reads ahead of what was delivered: judge by our position.
+                    rereadAfterPending = true
+                }
             }
-            let record = pending.removeFirst()
-            nextOffset = record.offset + 1
-            return record
+        }
+
+        /// Records are decoded a batch at a time, so the check is made before each one is
+        /// delivered: a truncation that removed records already delivered ends the sequence;
+        /// one that removed only records not yet delivered drops them, and reading resumes
+        /// from the new end.
+        private mutating func accountForTruncations() throws {
+            let now = log.truncationGeneration.load(ordering: .sequentiallyConsistent)
+            guard now != generation else { return }
+            let cut = log.lowestTruncation(since: generation) ?? .max
+            generation = now
+            if cut < nextOffset { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: cut) }
+            pending = pending.prefix { $0.offset < cut }
+            rereadAfterPending = true
         }
 
         public mutating func next() async throws -> LogRecord? {

@@ -16,7 +16,14 @@ public struct LogTail: AsyncSequence, Sendable {
             while true {
                 if Task.isCancelled { return nil }
                 let batch: StoredBatch?
-                do { batch = try cursor.next() } catch LogError.closed { return nil }  // ends at close
+                do {
+                    batch = try cursor.next(flushing: false)
+                } catch LogError.closed {
+                    return nil  // ends at close
+                } catch is NeedsFlush {
+                    do { try await cursor.log.flush() } catch LogError.closed { return nil }
+                    continue
+                }
                 if let batch { return batch }
                 let open = await cursor.log.waitForAppend(beyond: cursor.nextOffset, isolation: actor)
                 if !open { return nil }

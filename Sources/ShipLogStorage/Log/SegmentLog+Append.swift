@@ -71,21 +71,21 @@ extension SegmentLog {
         try submit(storedAppend(batch, durability: durability))
     }
 
-    /// Writes the in-process buffer to the kernel (`Durability.buffered` appends).
+    /// Writes the in-process buffer to the kernel (`Durability.buffered` appends). Blocks
+    /// its thread while earlier appends are written; from tasks, the `async` form suspends.
     public func flush() throws {
-        try exclusive { state, _ in
-            try checkWritable(state)
-            try flushPending(&state)
-        }
+        try exclusive(flushBody)
     }
 
-    /// Makes everything appended so far durable.
+    /// Makes everything appended so far durable. From tasks, the `async` form suspends.
     public func sync() throws {
-        let target = try exclusive { state, _ -> UInt64 in
-            try checkWritable(state)
-            try flushPending(&state)
-            return state.flushedNextOffset
-        }
-        try waitDurable(through: target)
+        try waitDurable(through: exclusive(flushBody))
+    }
+
+    /// Flushes the process buffer; returns the end that is now in the kernel.
+    func flushBody(_ state: inout LogState, _ wakeups: inout Wakeups) throws -> UInt64 {
+        try checkWritable(state)
+        try flushPending(&state)
+        return state.flushedNextOffset
     }
 }

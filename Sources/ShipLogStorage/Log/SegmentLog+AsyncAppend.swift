@@ -2,7 +2,8 @@
 /// for its turn or for durability suspends (a continuation the group commit resumes) instead
 /// of holding one of the cooperative pool's few threads, and the fdatasync an async append
 /// leads runs on the log's own queue. Use these from tasks and actors; use the blocking forms
-/// from threads you own.
+/// from threads you own. Cancelling a task that waits in `append` does not withdraw the
+/// append: once queued it is written, and the call returns when its durability is reached.
 extension SegmentLog {
     /// Appends one record at the log's default durability; returns its offset.
     @discardableResult

@@ -7,40 +7,42 @@ extension SegmentLog {
     @discardableResult
     public func enforceRetention(_ policy: RetentionPolicy) throws -> [String] {
         try state.withLock { try checkWritable($0) }
-        let now = options.clock()
-        let maxAgeMs = policy.maxAge.map { age -> Int64 in
-            let (ms, overflow) = age.components.seconds.multipliedReportingOverflow(by: 1000)
-            return overflow ? (age < .zero ? .min : .max) : ms + age.components.attoseconds / 1_000_000_000_000_000
-        }
         var removed: [String] = []
-        while true {
-            let candidate: SegmentInfo? = state.withLock { state in
-                guard state.segments.count > 1 else { return nil }
-                return state.segments[0]
-            }
-            guard var oldest = candidate else { break }
-            var expired = false
-            if let maxTotalBytes = policy.maxTotalBytes, totalBytes > maxTotalBytes { expired = true }
-            if !expired, let maxAgeMs {
-                if oldest.newestTimestampMs == nil {
-                    oldest = try locate(oldest.baseOffset)?.segment ?? oldest
-                }
-                let (cutoff, overflow) = now.subtractingReportingOverflow(maxAgeMs)
-                if let newest = oldest.newestTimestampMs, !overflow || maxAgeMs < 0, newest < cutoff { expired = true }
-            }
-            guard expired else { break }
-            let deleted = try exclusive { state, _ -> Bool in
-                try checkWritable(state)
-                guard state.segments.count > 1, state.segments[0].baseOffset == oldest.baseOffset else { return false }
-                try files.fileSystem.removeFile(oldest.handle.path)
-                state.segments.removeFirst()
-                try? files.fileSystem.removeFile(files.indexPath(oldest.baseOffset))
-                try files.fileSystem.syncDirectory(directory)
-                return true
-            }
-            guard deleted else { break }
+        while let oldest = try nextSegmentToRetire(policy) {
+            guard try exclusive({ state, _ in try retire(oldest, &state) }) else { break }
             removed.append(oldest.handle.path)
         }
         return removed
+    }
+
+    /// The oldest sealed segment if the policy says it goes: the log is over
+    /// `maxTotalBytes`, or the segment's newest batch is older than `maxAge`.
+    func nextSegmentToRetire(_ policy: RetentionPolicy) throws -> SegmentInfo? {
+        let candidate: SegmentInfo? = state.withLock { state in
+            guard state.segments.count > 1 else { return nil }
+            return state.segments[0]
+        }
+        guard var oldest = candidate else { return nil }
+        if let maxTotalBytes = policy.maxTotalBytes, totalBytes > maxTotalBytes { return oldest }
+        guard let maxAge = policy.maxAge else { return nil }
+        let (ms, overflow) = maxAge.components.seconds.multipliedReportingOverflow(by: 1000)
+        let maxAgeMs = overflow ? (maxAge < .zero ? Int64.min : .max) : ms + maxAge.components.attoseconds / 1_000_000_000_000_000
+        if oldest.newestTimestampMs == nil {
+            oldest = try locate(oldest.baseOffset)?.segment ?? oldest
+        }
+        let (cutoff, cutoffOverflow) = options.clock().subtractingReportingOverflow(maxAgeMs)
+        if let newest = oldest.newestTimestampMs, !cutoffOverflow || maxAgeMs < 0, newest < cutoff { return oldest }
+        return nil
+    }
+
+    /// Deletes `oldest` if it is still the first segment; runs as an exclusive operation.
+    func retire(_ oldest: SegmentInfo, _ state: inout LogState) throws -> Bool {
+        try checkWritable(state)
+        guard state.segments.count > 1, state.segments[0].baseOffset == oldest.baseOffset else { return false }
+        try files.fileSystem.removeFile(oldest.handle.path)
+        state.segments.removeFirst()
+        try? files.fileSystem.removeFile(files.indexPath(oldest.baseOffset))
+        try files.fileSystem.syncDirectory(directory)
+        return true
     }
 }

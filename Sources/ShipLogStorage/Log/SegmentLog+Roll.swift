@@ -1,41 +1,93 @@
 extension SegmentLog {
+    /// What a roll needs, taken under the mutex by the leader that must roll; the I/O runs
+    /// outside it while the leader holds `writerBusy`, so appenders, readers and tails are
+    /// never held up by its two fdatasyncs, and an async leader hands it to `syncQueue`.
+    struct RollPlan: Sendable {
+        /// The active segment being sealed, with its in-memory end.
+        let sealed: SegmentInfo
+        /// Buffered bytes still to write at `pendingPosition` before sealing.
+        let pending: [UInt8]
+        let pendingPosition: Int64
+        /// The append that did not fit: refused if the roll fails.
+        let head: LogRequest
+    }
+
     /// Seals the active segment (flushed, cut to its length, synced, indexed) and starts a
     /// new one. All or nothing (finding F4): a failure before the new file is in place leaves
     /// the log as it was, still appending to the same segment; a failure after it is in place
     /// (the directory fsync) poisons the log with the new segment in its list, which is what
     /// recovery finds.
-    func roll(_ state: inout LogState, _ wakeups: inout Wakeups) throws {
-        try flushPending(&state)
-        let sealed = state.active
+    func perform(_ roll: RollPlan) {
+        let sealed = roll.sealed
+        var sealingFailure: (any Error)?
+        var outcome: Result<SegmentInfo, any Error>
         do {
             let file = try sealed.handle.file()
-            try file.truncate(to: sealed.endPosition)
-            try file.sync()
+            if !roll.pending.isEmpty { try roll.pending.withUnsafeBytes { try file.write($0, at: roll.pendingPosition) } }
+            do {
+                try file.truncate(to: sealed.endPosition)
+                try file.sync()
+            } catch {
+                sealingFailure = error
+                throw error
+            }
+            // The index is a cache checked on load: failing to write it loses nothing.
+            do { try files.writeIndex(of: sealed, intervalBytes: options.indexIntervalBytes) } catch {
+                Self.logger.warning("\(directory): index of \(sealed.handle.path) not written: \(error)")
+            }
+            let prepared = try files.prepareSegment(
+                baseOffset: sealed.nextOffset,
+                preallocateBytes: options.preallocateSegments ? Int64(options.segmentBytes) : nil)
+            outcome = Result { try files.install(prepared) }
         } catch {
-            markFailed(&state, &wakeups, cause: "sealing \(sealed.handle.path): \(error)")
-            throw LogError.failed(cause: "\(error)")
+            outcome = .failure(error)
         }
-        state.durableNextOffset = sealed.nextOffset
-        state.durablePosition = sealed.endPosition
-        state.finishDurableWaiters(&wakeups)
-        // The index is a cache checked on load: failing to write it loses nothing.
-        do { try files.writeIndex(of: sealed, intervalBytes: options.indexIntervalBytes) } catch {
-            Self.logger.warning("\(directory): index of \(sealed.handle.path) not written: \(error)")
+        locked { state, wakeups in
+            state.writerBusy = false
+            defer { state.kick(&wakeups) }
+            if let failure = state.failure {
+                // An fdatasync failed meanwhile and rolled the log back: nothing here counts.
+                refuse(roll.head, LogError.failed(cause: failure), &state, &wakeups)
+                return
+            }
+            precondition(state.active.baseOffset == sealed.baseOffset && state.active.endPosition == sealed.endPosition,
+                         "the active segment changed under a busy writer")
+            if let sealingFailure {
+                markFailed(&state, &wakeups, cause: "sealing \(sealed.handle.path): \(sealingFailure)")
+                refuse(roll.head, LogError.failed(cause: "\(sealingFailure)"), &state, &wakeups)
+                return
+            }
+            // Sealed: everything up to its end is written and synced.
+            state.pending.removeAll(keepingCapacity: true)
+            state.flushedPosition = sealed.endPosition
+            state.flushedNextOffset = sealed.nextOffset
+            state.durablePosition = sealed.endPosition
+            state.durableNextOffset = sealed.nextOffset
+            state.finishDurableWaiters(&wakeups)
+            switch outcome {
+            case .success(let next):
+                appendSegment(next, &state)
+            case .failure(let failure as SegmentDirectory.InstallFailure):
+                if let installed = failure.installed {
+                    appendSegment(installed, &state)
+                    poison(&state, &wakeups, cause: "starting segment \(installed.handle.path): \(failure.cause)")
+                    refuse(roll.head, LogError.failed(cause: "\(failure.cause)"), &state, &wakeups)
+                } else {
+                    // Not renamed into place: nothing changed, the log goes on in the same segment.
+                    refuse(roll.head, failure.cause, &state, &wakeups)
+                }
+            case .failure(let error):
+                refuse(roll.head, error, &state, &wakeups)
+            }
         }
-        let prepared = try files.prepareSegment(
-            baseOffset: sealed.nextOffset,
-            preallocateBytes: options.preallocateSegments ? Int64(options.segmentBytes) : nil)
-        let next: SegmentInfo
-        do {
-            next = try files.install(prepared)
-        } catch let failure as SegmentDirectory.InstallFailure {
-            // Not renamed into place: nothing changed, the log goes on in the same segment.
-            guard let installed = failure.installed else { throw failure.cause }
-            appendSegment(installed, &state)
-            poison(&state, &wakeups, cause: "starting segment \(prepared.finalPath): \(failure.cause)")
-            throw LogError.failed(cause: "\(failure.cause)")
-        }
-        appendSegment(next, &state)
+    }
+
+    /// Finishes the append that needed the roll with `error`, if it still waits at the head.
+    private func refuse(_ head: LogRequest, _ error: any Error, _ state: inout LogState, _ wakeups: inout Wakeups) {
+        guard state.writeQueue.first === head else { return }
+        state.writeQueue.removeFirst()
+        head.finish(.failure(error))
+        wakeups.add(head)
     }
 
     private func appendSegment(_ next: SegmentInfo, _ state: inout LogState) {

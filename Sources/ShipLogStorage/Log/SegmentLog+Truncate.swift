@@ -17,44 +17,46 @@ extension SegmentLog {
     /// A failure after the first change on disk poisons the log (`failed`), with its in-memory
     /// state equal to what recovery would find (finding F3).
     public func truncate(after offset: UInt64) throws {
-        try exclusive { state, wakeups in
-            try checkWritable(state)
-            guard state.nextOffset > 0, offset < state.nextOffset - 1 else { return }
-            let keepNext = offset + 1
-            guard keepNext >= state.firstOffset else {
-                throw LogError.offsetOutOfRange(requested: offset, firstOffset: state.firstOffset, nextOffset: state.nextOffset)
-            }
-            try makeWrittenDurable(&state, &wakeups)
-            let targetSlot = state.segments.lastIndex { $0.baseOffset < keepNext } ?? 0
-            let cut = try planCut(of: state.segments[targetSlot], keepNext: keepNext)
-            // The log's last epoch becomes the kept records' (epochs may go back down to it).
-            let keptEpoch = keepNext > state.firstOffset ? try epochOfBatch(holding: keepNext - 1, state) : 0
-            let replacement = try cut.rewrite.map { try prepareReplacement(of: state.segments[targetSlot], cut: cut, rewrite: $0) }
+        try exclusive { state, wakeups in try truncateBody(after: offset, &state, &wakeups) }
+    }
 
-            // From here on the files change.
-            let generation = truncationGeneration.add(1, ordering: .sequentiallyConsistent).newValue
-            state.truncations.append((generation, keepNext))
-            if state.truncations.count > Self.truncationsKept {
-                // Fold the two oldest into one: a reader older than both is checked against the
-                // lower cut, which is conservative but never below a real cut.
-                let oldest = state.truncations.removeFirst()
-                state.truncations[0].keepNext = min(state.truncations[0].keepNext, oldest.keepNext)
-            }
-            wakeups.tails += state.takeTailWaiters()
-            do {
-                try removeSegments(after: targetSlot, &state)
-                try applyCut(cut, replacement: replacement, keepNext: keepNext, &state)
-            } catch {
-                poison(&state, &wakeups, cause: "truncating after offset \(offset): \(error)")
-                throw error
-            }
-            state.lastEpoch = keptEpoch
-            state.check()
-            if options.preallocateSegments {
-                // Only space reservation: the log is correct without it.
-                do { try state.active.handle.file().preallocate(to: max(Int64(options.segmentBytes), state.active.endPosition)) } catch {
-                    Self.logger.warning("\(directory): preallocating \(state.active.handle.path) after truncate: \(error)")
-                }
+    func truncateBody(after offset: UInt64, _ state: inout LogState, _ wakeups: inout Wakeups) throws {
+        try checkWritable(state)
+        guard state.nextOffset > 0, offset < state.nextOffset - 1 else { return }
+        let keepNext = offset + 1
+        guard keepNext >= state.firstOffset else {
+            throw LogError.offsetOutOfRange(requested: offset, firstOffset: state.firstOffset, nextOffset: state.nextOffset)
+        }
+        try makeWrittenDurable(&state, &wakeups)
+        let targetSlot = state.segments.lastIndex { $0.baseOffset < keepNext } ?? 0
+        let cut = try planCut(of: state.segments[targetSlot], keepNext: keepNext)
+        // The log's last epoch becomes the kept records' (epochs may go back down to it).
+        let keptEpoch = keepNext > state.firstOffset ? try epochOfBatch(holding: keepNext - 1, state) : 0
+        let replacement = try cut.rewrite.map { try prepareReplacement(of: state.segments[targetSlot], cut: cut, rewrite: $0) }
+
+        // From here on the files change.
+        let generation = truncationGeneration.add(1, ordering: .sequentiallyConsistent).newValue
+        state.truncations.append((generation, keepNext))
+        if state.truncations.count > Self.truncationsKept {
+            // Fold the two oldest into one: a reader older than both is checked against the
+            // lower cut, which is conservative but never below a real cut.
+            let oldest = state.truncations.removeFirst()
+            state.truncations[0].keepNext = min(state.truncations[0].keepNext, oldest.keepNext)
+        }
+        wakeups.tails += state.takeTailWaiters()
+        do {
+            try removeSegments(after: targetSlot, &state)
+            try applyCut(cut, replacement: replacement, keepNext: keepNext, &state)
+        } catch {
+            poison(&state, &wakeups, cause: "truncating after offset \(offset): \(error)")
+            throw error
+        }
+        state.lastEpoch = keptEpoch
+        state.check()
+        if options.preallocateSegments {
+            // Only space reservation: the log is correct without it.
+            do { try state.active.handle.file().preallocate(to: max(Int64(options.segmentBytes), state.active.endPosition)) } catch {
+                Self.logger.warning("\(directory): preallocating \(state.active.handle.path) after truncate: \(error)")
             }
         }
     }

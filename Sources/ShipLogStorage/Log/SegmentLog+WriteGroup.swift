@@ -9,10 +9,18 @@ extension SegmentLog {
         var position: Int64
     }
 
-    /// Groups the appends at the head of the queue (the caller's first). Returns nil when
-    /// nothing is left to write outside the mutex: every member was refused, or the group
-    /// went into the process buffer.
-    func planWriteGroup(_ state: inout LogState, _ wakeups: inout Wakeups) -> WriteGroup? {
+    /// What the leader does outside the mutex.
+    enum WritePlan {
+        /// Write this group.
+        case group(WriteGroup)
+        /// Roll first (the head does not fit); the leader plans again afterwards.
+        case roll(RollPlan)
+        /// Nothing: every member was refused, or the group went into the process buffer.
+        case none
+    }
+
+    /// Groups the appends at the head of the queue (the caller's first), or asks for a roll.
+    func planWriteGroup(_ state: inout LogState, _ wakeups: inout Wakeups) -> WritePlan {
         var members: [LogRequest] = []
         var groupBytes = 0
         var allBuffered = true
@@ -29,14 +37,9 @@ extension SegmentLog {
             let end = state.active.endPosition + Int64(groupBytes)
             if end > Int64(Format.segmentHeaderBytes), end + Int64(size) > Int64(options.segmentBytes) {
                 if !members.isEmpty { break }  // the next leader rolls
-                do {
-                    try roll(&state, &wakeups)
-                } catch {
-                    state.writeQueue.removeFirst()
-                    head.finish(.failure(error))
-                    wakeups.add(head)
-                    continue
-                }
+                state.writerBusy = true
+                return .roll(RollPlan(sealed: state.active, pending: state.pending, pendingPosition: state.flushedPosition,
+                                      head: head))
             }
             if !members.isEmpty, groupBytes + size > Self.writeGroupBytesMax { break }
             state.writeQueue.removeFirst()
@@ -50,7 +53,7 @@ extension SegmentLog {
         }
         if members.isEmpty {
             state.kick(&wakeups)
-            return nil
+            return .none
         }
         if allBuffered, state.pending.count + groupBytes < options.processBufferBytes {
             for member in members {
@@ -59,20 +62,20 @@ extension SegmentLog {
             }
             publish(members, &state, &wakeups)
             state.kick(&wakeups)
-            return nil
+            return .none
         }
         do {
             let group = WriteGroup(members: members, pending: state.pending, file: try state.active.handle.file(),
                                    position: state.flushedPosition)
             state.writerBusy = true
-            return group
+            return .group(group)
         } catch {
             for member in members {
                 member.finish(.failure(error))
                 wakeups.add(member)
             }
             state.kick(&wakeups)
-            return nil
+            return .none
         }
     }
 

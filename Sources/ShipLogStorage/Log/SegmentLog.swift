@@ -149,39 +149,47 @@ public final class SegmentLog: Sendable {
     /// Appends still queued, and every later call on this handle, throw `closed`; `.fsync`
     /// appends waiting for durability are made durable first. Idempotent.
     public func close() throws {
-        let result: Result<Void, any Error> = try exclusive { state, wakeups in
-            guard !state.isClosed else { return .success(()) }
-            defer {
-                state.isClosed = true
-                state.finishDurableWaiters(&wakeups)
-                wakeups.tails += state.takeTailWaiters()
-            }
-            guard state.failure == nil else { return .success(()) }
-            return Result {
-                try flushPending(&state)
-                let active = state.active
-                do {
-                    let file = try active.handle.file()
-                    try file.truncate(to: active.endPosition)
-                    try file.sync()
-                } catch {
-                    markFailed(&state, &wakeups, cause: "closing \(active.handle.path): \(error)")
-                    throw error
-                }
-                state.durableNextOffset = state.flushedNextOffset
-                state.durablePosition = state.flushedPosition
-                state.finishDurableWaiters(&wakeups)
-                try files.writeIndex(of: active, intervalBytes: options.indexIntervalBytes)
-                let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
-                                                 nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
-                try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)
-            }
+        let result = try exclusive(closeBody)
+        releaseDirectoryLock()
+        try result.get()
+    }
+
+    /// Flushes, syncs, writes the index and the marker; marks the handle closed whatever
+    /// happens, finishing everyone still waiting.
+    func closeBody(_ state: inout LogState, _ wakeups: inout Wakeups) -> Result<Void, any Error> {
+        guard !state.isClosed else { return .success(()) }
+        defer {
+            state.isClosed = true
+            state.finishDurableWaiters(&wakeups)
+            wakeups.tails += state.takeTailWaiters()
         }
+        guard state.failure == nil else { return .success(()) }
+        return Result {
+            try flushPending(&state)
+            let active = state.active
+            do {
+                let file = try active.handle.file()
+                try file.truncate(to: active.endPosition)
+                try file.sync()
+            } catch {
+                markFailed(&state, &wakeups, cause: "closing \(active.handle.path): \(error)")
+                throw error
+            }
+            state.durableNextOffset = state.flushedNextOffset
+            state.durablePosition = state.flushedPosition
+            state.finishDurableWaiters(&wakeups)
+            try files.writeIndex(of: active, intervalBytes: options.indexIntervalBytes)
+            let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
+                                             nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
+            try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)
+        }
+    }
+
+    func releaseDirectoryLock() {
         lock.withLock { held in
             held?.unlock()
             held = nil
         }
-        try result.get()
     }
 
     deinit {

@@ -39,7 +39,18 @@ extension SegmentLog {
     /// Blocks until every offset below `target` is on disk (or the log has failed).
     func waitDurable(through target: UInt64) throws {
         let request = LogRequest(append: nil)
-        let waiting = try locked { state, _ -> Bool in
+        if try registerDurabilityWaiter(request, through: target) { _ = try drive(request) }
+    }
+
+    /// `waitDurable` for tasks: the task suspends, and the fdatasync runs on `syncQueue`.
+    func waitDurableAsync(through target: UInt64) async throws {
+        let request = LogRequest(append: nil, isAsync: true)
+        if try registerDurabilityWaiter(request, through: target) { _ = try await driveAsync(request) }
+    }
+
+    /// Adds `request` to the durability waiters unless `target` is durable already.
+    private func registerDurabilityWaiter(_ request: LogRequest, through target: UInt64) throws -> Bool {
+        try locked { state, _ -> Bool in
             try checkWritable(state)
             // A truncate since the caller took `target` may have lowered the end: what is
             // left of it is what must be durable (and truncate made that durable already).
@@ -50,7 +61,6 @@ extension SegmentLog {
             state.durabilityWaiters.append(request)
             return true
         }
-        if waiting { _ = try drive(request) }
     }
 
     /// Runs `body` alone: after every earlier queued request, with no write group and no
@@ -59,17 +69,32 @@ extension SegmentLog {
         let ticket = LogRequest(append: nil)
         locked { state, _ in state.writeQueue.append(ticket) }
         while true {
-            let outcome: Result<T, any Error>? = locked { state, wakeups in
-                guard state.writeQueue.first === ticket, !state.writerBusy, !state.syncBusy else {
-                    ticket.prepareToSleep()
-                    return nil
-                }
-                state.writeQueue.removeFirst()
-                defer { state.kick(&wakeups) }
-                return Result { try body(&state, &wakeups) }
-            }
-            if let outcome { return try outcome.get() }
+            if let outcome = takeTurn(ticket, body) { return try outcome.get() }
             ticket.sleep()
+        }
+    }
+
+    /// `exclusive` for tasks: waiting for its turn suspends the task instead of blocking one
+    /// of the cooperative pool's threads (two blocked threads would stall every task).
+    func exclusiveAsync<T>(_ body: (inout LogState, inout Wakeups) throws -> T) async throws -> T {
+        let ticket = LogRequest(append: nil, isAsync: true)
+        locked { state, _ in state.writeQueue.append(ticket) }
+        while true {
+            if let outcome = takeTurn(ticket, body) { return try outcome.get() }
+            await ticket.sleep()
+        }
+    }
+
+    /// Runs `body` if it is `ticket`'s turn; otherwise marks it sleeping and returns nil.
+    private func takeTurn<T>(_ ticket: LogRequest, _ body: (inout LogState, inout Wakeups) throws -> T) -> Result<T, any Error>? {
+        locked { state, wakeups in
+            guard state.writeQueue.first === ticket, !state.writerBusy, !state.syncBusy else {
+                ticket.prepareToSleep()
+                return nil
+            }
+            state.writeQueue.removeFirst()
+            defer { state.kick(&wakeups) }
+            return Result { try body(&state, &wakeups) }
         }
     }
 
@@ -90,6 +115,8 @@ extension SegmentLog {
                 sched_yield()
             case .write(let group):
                 perform(group)
+            case .roll(let roll):
+                perform(roll)
             case .sync(let sync):
                 if let next = perform(sync) { syncQueue.async { self.performSyncs(from: next) } }
             }
@@ -114,6 +141,9 @@ extension SegmentLog {
                 await Task.yield()
             case .write(let group):
                 perform(group)
+            case .roll(let roll):
+                // Two fdatasyncs: not on a task's thread.
+                syncQueue.async { self.perform(roll) }
             case .sync(let sync):
                 syncQueue.async { self.performSyncs(from: sync) }
             }
@@ -127,6 +157,7 @@ extension SegmentLog {
         /// Let other threads or tasks run, then decide again.
         case yield
         case write(WriteGroup)
+        case roll(RollPlan)
         case sync(SyncPoint)
     }
 
@@ -149,8 +180,11 @@ extension SegmentLog {
                 preconditionFailure("a finished request has a result")
             case .queued:
                 guard state.writeQueue.first === request, !state.writerBusy else { break }
-                if let group = planWriteGroup(&state, &wakeups) { return .write(group) }
-                return .again  // finished while planning (buffered, or refused)
+                switch planWriteGroup(&state, &wakeups) {
+                case .group(let group): return .write(group)
+                case .roll(let roll): return .roll(roll)
+                case .none: return .again  // finished while planning (buffered, or refused)
+                }
             case .awaitingDurable(let target):
                 // A sync covers at most what is flushed: a waiter past it would sync forever.
                 precondition(target <= state.flushedNextOffset, "a durability waiter's records are written")
