@@ -40,8 +40,6 @@ final class LogRequest: @unchecked Sendable {
     var isSleeping = false
     /// Times this request yielded before leading an fdatasync, to let more waiters join.
     var syncYields = 0
-    /// Times this request yielded waiting for its turn to write, before sleeping.
-    var turnYields = 0
     /// An async request suspends its task instead of blocking a thread, and never runs an
     /// fdatasync on it: it hands that to the log's sync queue (`SegmentLog.syncQueue`).
     let isAsync: Bool

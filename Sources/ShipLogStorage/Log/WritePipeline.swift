@@ -23,8 +23,6 @@ extension SegmentLog {
     static let writeGroupBytesMax = 1 << 20
     /// How many times a request about to lead an fdatasync yields for more waiters to join.
     static let syncYieldsMax = 3
-    /// How many times a blocked appender whose turn has not come yields before it sleeps.
-    static let turnYieldsMax = 2
 
     /// Runs `body` under the mutex, then wakes whoever it decided to wake.
     func locked<T>(_ body: (inout LogState, inout Wakeups) throws -> T) rethrows -> T {
@@ -181,17 +179,7 @@ extension SegmentLog {
             case .finished:
                 preconditionFailure("a finished request has a result")
             case .queued:
-                guard state.writeQueue.first === request, !state.writerBusy else {
-                    // A thread whose turn has not come yields before it sleeps: the leader
-                    // usually writes its batch within that time, and a yield costs far less
-                    // than being put to sleep and woken (eight appenders on two cores made
-                    // 0.63-0.77 of one appender's rate sleeping at once, 0.83-1.02 yielding).
-                    if !request.isAsync, request.turnYields < Self.turnYieldsMax {
-                        request.turnYields += 1
-                        return .yield
-                    }
-                    break
-                }
+                guard state.writeQueue.first === request, !state.writerBusy else { break }
                 switch planWriteGroup(&state, &wakeups) {
                 case .group(let group): return .write(group)
                 case .roll(let roll): return .roll(roll)
