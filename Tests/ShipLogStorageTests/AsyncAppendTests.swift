@@ -41,10 +41,7 @@ import Testing
         defer { executor.shutdown() }
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.sync, pathSuffix: ".log", .hold(gate))
         let done = DispatchSemaphore(value: 0)

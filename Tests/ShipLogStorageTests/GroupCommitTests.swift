@@ -10,10 +10,7 @@ import Testing
     @Test func aSyncPointNeverOutlivesATruncate() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions(segmentBytes: 16 << 10)
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 16 << 10))
         for n in 0..<300 { try log.append(makeRecord(n), durability: .os) }
         #expect(log.segmentCount > 2)
 
@@ -47,10 +44,7 @@ import Testing
     @Test func closeWakesEveryAppenderWaitingForDurability() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.sync, pathSuffix: ".log", .hold(gate))
         let first = Worker { try log.append(makeRecord(0), durability: .fsync) }
@@ -78,10 +72,7 @@ import Testing
     @Test func waitersLeftOverAfterASyncLeadTheNextOne() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.sync, pathSuffix: ".log", .hold(gate))
         let first = Worker { try log.append(makeRecord(0), durability: .fsync) }
@@ -101,10 +92,7 @@ import Testing
     @Test func aRollThatCoversWaitersLeavesNoneAsleep() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions(segmentBytes: 4 << 10)
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 4 << 10))
         let gate = Gate()
         fs.add(.sync, pathSuffix: ".log", .hold(gate))
         let first = Worker { try log.append(makeRecord(0), durability: .fsync) }

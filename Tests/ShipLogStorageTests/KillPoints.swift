@@ -89,21 +89,10 @@ enum KillPoints {
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let finished = try runProgram(executable, arguments)
         // strace ends itself with the signal that ended the program.
-        let killed = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
-        return Run(killed: killed, injected: killed, status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                   errors: String(decoding: errors, as: UTF8.self))
+        let killed = finished.killedBySignal && finished.status == SIGKILL
+        return Run(killed: killed, injected: killed, status: finished.status, output: finished.output, errors: finished.errors)
     }
 }
 

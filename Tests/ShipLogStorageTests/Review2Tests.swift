@@ -14,10 +14,7 @@ import Testing
         defer { executor.shutdown() }
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions(segmentBytes: 4096, compression: .none)
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 4096, compression: .none))
         let big: @Sendable (UInt8) -> [UInt8] = { [UInt8](repeating: $0, count: 1500) }
         try log.append(big(0), durability: .os)
         try log.append(big(1), durability: .os)  // the next 1500 bytes do not fit: a roll
@@ -48,10 +45,7 @@ import Testing
         defer { executor.shutdown() }
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         try log.append(makeRecord(0), durability: .buffered)  // offset 0, in the process buffer
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))

@@ -20,10 +20,7 @@ import Testing
     @Test func aBufferedGroupWakesTheCloseBehindIt() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
         let leader = Worker { try log.append(makeRecord(0), durability: .os) }
@@ -51,10 +48,7 @@ import Testing
     @Test func aBufferedGroupThatStopsAtARollWakesTheNextAppender() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions(segmentBytes: 4096, compression: .none)
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 4096, compression: .none))
         let big: @Sendable (UInt8) -> [UInt8] = { [UInt8](repeating: $0, count: 1500) }
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
@@ -478,10 +472,7 @@ extension AdversarialReviewTests2 {
     @Test func aRollFailingMidGroup() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions(segmentBytes: 4096, compression: .none)
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 4096, compression: .none))
         let big: @Sendable (UInt8) -> [UInt8] = { [UInt8](repeating: $0, count: 1500) }
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
@@ -511,10 +502,7 @@ extension AdversarialReviewTests2 {
     @Test func refusalsMidGroup() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = ScriptedFileSystem()
-        var options = smallOptions()
-        options.fileSystem = fs
-        let log = try SegmentLog.open(directory: dir.logPath, options: options)
+        let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
         let leader = Worker { try log.append(makeRecord(0), epoch: 2, durability: .os) }

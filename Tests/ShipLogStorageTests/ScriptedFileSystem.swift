@@ -253,3 +253,12 @@ final class Worker<T: Sendable>: @unchecked Sendable {
         return true
     }
 }
+
+/// Opens a log in `dir` on a new scripted file system, for tests that hold, fail or crash
+/// its calls.
+func openScriptedLog(_ dir: TemporaryDirectory, _ options: LogOptions = smallOptions()) throws -> (SegmentLog, ScriptedFileSystem) {
+    let fs = ScriptedFileSystem()
+    var options = options
+    options.fileSystem = fs
+    return (try SegmentLog.open(directory: dir.logPath, options: options), fs)
+}

@@ -18,19 +18,8 @@ import Testing
 
     /// Runs a program to its end, collecting its exit status, standard output and errors.
     static func run(_ executable: String, _ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                   errors: String(decoding: errors, as: UTF8.self))
+        let finished = try runProgram(executable, arguments)
+        return Run(status: finished.status, output: finished.output, errors: finished.errors)
     }
 
     /// A closed log of 300 records over several 4 KiB segments.
@@ -341,4 +330,29 @@ import Testing
         #expect(unreadable.status == 2)
         #expect(unreadable.errors.contains(dir.logPath) && unreadable.errors.contains("Permission denied"), "\(unreadable.errors)")
     }
+}
+
+/// A program run to its end: how it ended and what it printed.
+struct FinishedProgram {
+    var status: Int32
+    var killedBySignal: Bool
+    var output: String
+    var errors: String
+}
+
+/// Runs a program to its end, collecting its exit status, standard output and errors.
+func runProgram(_ executable: String, _ arguments: [String]) throws -> FinishedProgram {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return FinishedProgram(status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal,
+                           output: String(decoding: output, as: UTF8.self), errors: String(decoding: errors, as: UTF8.self))
 }
