@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // System libraries, found through pkg-config (see scripts/install-deps).
@@ -38,6 +39,14 @@ let package = Package(
             dependencies: [
                 "CLZ4", "CISAL",
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Replication and failover decisions: pure state machines and the wire frames (format.md §11).
+        // No networking, no clocks, no file access.
+        .target(
+            name: "ShipLogProtocol",
+            dependencies: [
+                "ShipLogStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // The facade applications link.
         .target(name: "ShipLog", dependencies: ["ShipLogStorage"]),
