@@ -139,7 +139,9 @@ public struct FollowerReplicator: Sendable {
             received = next
             receivedEpoch = lastEpoch
             appendsOutstanding += 1
-            return [.append(batches.batches)] + ackIfChanged()
+            // The received ack goes first: a shell that appends synchronously reports `appended`
+            // (and its written ack) before carrying out the next action.
+            return ackIfChanged() + [.append(batches.batches)]
         case .heartbeat(let heartbeat):
             guard heartbeat.epoch >= knownEpoch else {
                 return close(.staleEpoch, "heartbeat from epoch \(heartbeat.epoch), known \(knownEpoch)")

@@ -30,6 +30,7 @@ struct Cluster {
     var failed: [(AppendID, ReplicationError)] = []
     var primaryCloses: [CloseReason] = []
     var holdSyncs = false
+    var closeMessages: [String] = []
     /// Largest in-flight byte count seen per follower (flow control checks).
     var maxInFlight: [NodeID: Int] = [:]
 
@@ -166,8 +167,9 @@ struct Cluster {
                 acknowledged.append(id)
             case .fail(let id, let error):
                 failed.append((id, error))
-            case .close(let connection, let reason, _):
+            case .close(let connection, let reason, let message):
                 primaryCloses.append(reason)
+                closeMessages.append(message)
                 guard let i = index(of: connection) else { continue }
                 followers[i].connection = nil
                 followers[i].inbox = []
@@ -199,8 +201,9 @@ struct Cluster {
             case .reset(let offset):
                 followers[i].log.reset(startingAt: offset)
                 apply(i, followers[i].replicator.truncated(logEnd: followers[i].log.end, now: now))
-            case .close(let reason, _):
+            case .close(let reason, let message):
                 followers[i].closes.append(reason)
+                closeMessages.append(message)
                 disconnect(i)
             }
         }
