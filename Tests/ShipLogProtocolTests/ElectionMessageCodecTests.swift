@@ -42,14 +42,14 @@ import ShipLogProtocol
     static func randomMessage(_ random: inout ElectionRandom) -> ElectionMessage {
         func optional(_ value: UInt64) -> UInt64? { value % 3 == 0 ? nil : value }
         func logEnd() -> LogEnd { LogEnd(nextOffset: random.next(), lastEpoch: optional(random.next())) }
-        switch random.next(upperBound: 5) {
+        switch random.next(upperBound: UInt64(5)) {
         case 0:
             return .voteRequest(.init(epoch: random.next(), logEnd: logEnd(), preVote: random.next() & 1 == 0, leadershipTransfer: random.next() & 1 == 0))
         case 1:
-            let reason = ElectionMessage.VoteReason.allCases[Int(random.next(upperBound: 6))]
+            let reason = ElectionMessage.VoteReason.allCases[Int(random.next(upperBound: UInt64(6)))]
             return .voteResponse(.init(epoch: random.next(), granted: reason == .granted, preVote: random.next() & 1 == 0, reason: reason, primary: optional(random.next()).map(NodeID.init)))
         case 2:
-            let count = Int(random.next(upperBound: 6))
+            let count = Int(random.next(upperBound: UInt64(6)))
             return .heartbeat(.init(epoch: random.next(), commit: logEnd(), ranking: (0..<count).map { NodeID(UInt64($0) * 7 + 1) }))
         case 3:
             return .heartbeatResponse(.init(epoch: random.next(), logEnd: random.next() & 1 == 0 ? nil : logEnd()))
@@ -88,7 +88,7 @@ import ShipLogProtocol
             }
         }
         for _ in 0..<5_000 {
-            check((0..<Int(random.next(upperBound: 64))).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+            check((0..<Int(random.next(upperBound: UInt64(64)))).map { _ in UInt8(truncatingIfNeeded: random.next()) })
         }
     }
 
@@ -114,7 +114,7 @@ import ShipLogProtocol
         #expect(error(Array(heartbeat.prefix(30))) == .truncated(structure: "heartbeat", field: "ranking[0]", at: 27, needed: 8, available: 3))
     }
 
-    @Test func aDamagedStateFileIsAnErrorNotAFreshStart() {
+    @Test func aDamagedStateFileIsAnErrorNotAFreshStart() throws {
         let bytes = ElectionStateFile.encode(ElectionDurableState(epoch: 7, votedFor: NodeID(2)))
         for index in bytes.indices {
             var damaged = bytes

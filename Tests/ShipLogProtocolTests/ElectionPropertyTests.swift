@@ -5,7 +5,7 @@ import ShipLogProtocol
 /// middle of an action batch and restarts from what was persisted: never two primaries in one
 /// epoch, never two votes in one epoch, never a persisted epoch going back.
 @Suite struct ElectionPropertyTests {
-    static let shapes: [(voters: [UInt64], witnesses: [UInt64], adjust: (inout ElectionConfiguration) -> Void)] = [
+    static let shapes: [(voters: [UInt64], witnesses: [UInt64], adjust: @Sendable (inout ElectionConfiguration) -> Void)] = [
         ([1, 2, 3], [], { _ in }),
         ([1, 2, 3, 4, 5], [], { _ in }),
         ([1, 2, 9], [9], { _ in }),
@@ -35,16 +35,16 @@ import ShipLogProtocol
 
     static func simulate(_ cluster: inout ElectionCluster, seed: UInt64, steps: Int) {
         var random = ElectionRandom(seed: seed ^ 0xA5A5_5A5A)
-        func chance(_ percent: UInt64) -> Bool { random.next(upperBound: 1000) < percent * 10 }
-        func permille(_ p: UInt64) -> Bool { random.next(upperBound: 1000) < p }
+        func chance(_ percent: UInt64) -> Bool { random.next(upperBound: UInt64(1000)) < percent * 10 }
+        func permille(_ p: UInt64) -> Bool { random.next(upperBound: UInt64(1000)) < p }
         let ids = cluster.ids
         let candidates = cluster.configuration.candidates
         for _ in 0..<steps {
-            cluster.now += .milliseconds(Int64(random.next(upperBound: 12)))
+            cluster.now += .milliseconds(Int64(random.next(upperBound: UInt64(12))))
             // Time passes for everyone.
             for id in ids { cluster.tick(id) }
             // Deliver some messages in random order; drop or duplicate some.
-            var budget = Int(random.next(upperBound: 12))
+            var budget = Int(random.next(upperBound: UInt64(12)))
             while budget > 0, !cluster.queue.isEmpty {
                 budget -= 1
                 let index = Int(random.next(upperBound: UInt64(cluster.queue.count)))
@@ -53,7 +53,7 @@ import ShipLogProtocol
                     continue
                 }
                 if permille(30) { cluster.queue.append(cluster.queue[index]) }
-                let crashAfter = permille(3) ? Int(random.next(upperBound: 4)) : nil
+                let crashAfter = permille(3) ? Int(random.next(upperBound: UInt64(4))) : nil
                 cluster.deliver(at: index, crashAfter: crashAfter)
             }
             // Logs grow on the primary and are copied by followers of the same epoch.
@@ -61,7 +61,7 @@ import ShipLogProtocol
                 guard let node = cluster.nodes[id] else { continue }
                 if node.role == .primary, chance(5) {
                     var end = cluster.logEnds[id]!
-                    end = LogEnd(nextOffset: end.nextOffset + random.next(upperBound: 5) + 1, lastEpoch: node.epoch)
+                    end = LogEnd(nextOffset: end.nextOffset + random.next(upperBound: UInt64(5)) + 1, lastEpoch: node.epoch)
                     cluster.logEnds[id] = end
                     let now = cluster.now
                     cluster.call(id) { $0.logEndChanged(end, now: now) }

@@ -5,7 +5,9 @@ import ShipLogProtocol
 @Suite struct ElectionVotingTests {
     static let configuration = ElectionConfiguration(voters: [NodeID(1), NodeID(2), NodeID(3)])
 
-    static func voter(_ durable: ElectionDurableState = .initial, log: LogEnd = LogEnd(nextOffset: 10, lastEpoch: 3)) -> Election {
+    static let start = ElectionDurableState(epoch: 3, votedFor: nil)
+
+    static func voter(_ durable: ElectionDurableState = start, log: LogEnd = LogEnd(nextOffset: 10, lastEpoch: 3)) -> Election {
         var election = try! Election(configuration: configuration, nodeID: NodeID(1), durable: durable, logEnd: log, seed: 7, now: .zero)
         _ = election.start(now: .zero)
         return election
@@ -63,7 +65,7 @@ import ShipLogProtocol
                 let response = Self.answer(actions)
                 #expect(response?.granted == c.granted, "case \(index) preVote \(preVote)")
                 if !c.granted { #expect(response?.reason == .logBehind) }
-                if preVote { #expect(voter.durable == .initial, "a pre-vote changes nothing") }
+                if preVote { #expect(voter.durable == Self.start, "a pre-vote changes nothing") }
             }
         }
     }
@@ -110,24 +112,24 @@ import ShipLogProtocol
 
     @Test func aVoterThatHearsThePrimaryRefusesWithoutAdoptingTheEpoch() {
         var voter = Self.voter()
-        _ = voter.received(.heartbeat(.init(epoch: 1, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: [])), from: NodeID(2), now: .milliseconds(1000))
+        _ = voter.received(.heartbeat(.init(epoch: 4, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: [])), from: NodeID(2), now: .milliseconds(1000))
         for preVote in [true, false] {
-            let actions = voter.received(Self.request(2, next: 99, preVote: preVote), from: NodeID(3), now: .milliseconds(1150))
-            #expect(Self.answer(actions) == .init(epoch: 1, granted: false, preVote: preVote, reason: .primaryAlive, primary: NodeID(2)))
-            #expect(voter.epoch == 1)
+            let actions = voter.received(Self.request(5, next: 99, preVote: preVote), from: NodeID(3), now: .milliseconds(1150))
+            #expect(Self.answer(actions) == .init(epoch: 4, granted: false, preVote: preVote, reason: .primaryAlive, primary: NodeID(2)))
+            #expect(voter.epoch == 4)
         }
         // Two heartbeat intervals of silence later, it grants.
-        let later = voter.received(Self.request(2, next: 99, preVote: true), from: NodeID(3), now: .milliseconds(1200))
+        let later = voter.received(Self.request(5, next: 99, preVote: true), from: NodeID(3), now: .milliseconds(1200))
         #expect(Self.answer(later)?.granted == true)
         // A switchover's election waives the lease.
-        _ = voter.received(.heartbeat(.init(epoch: 1, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: [])), from: NodeID(2), now: .milliseconds(1300))
-        let transfer = voter.received(.voteRequest(.init(epoch: 2, logEnd: LogEnd(nextOffset: 10, lastEpoch: 3), preVote: false, leadershipTransfer: true)), from: NodeID(3), now: .milliseconds(1310))
+        _ = voter.received(.heartbeat(.init(epoch: 4, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: [])), from: NodeID(2), now: .milliseconds(1300))
+        let transfer = voter.received(.voteRequest(.init(epoch: 5, logEnd: LogEnd(nextOffset: 10, lastEpoch: 3), preVote: false, leadershipTransfer: true)), from: NodeID(3), now: .milliseconds(1310))
         #expect(Self.answer(transfer)?.granted == true)
     }
 
     @Test func messagesFromStrangersAreIgnored() {
         var voter = Self.voter()
         let actions = voter.received(Self.request(9), from: NodeID(42), now: .seconds(1))
-        #expect(actions.count == 1 && voter.durable == .initial)
+        #expect(actions.count == 1 && voter.durable == Self.start)
     }
 }
