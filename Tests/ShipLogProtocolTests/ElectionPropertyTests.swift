@@ -53,7 +53,7 @@ import ShipLogProtocol
                     continue
                 }
                 if permille(30) { cluster.queue.append(cluster.queue[index]) }
-                let crashAfter = permille(3) ? Int(random.next(upperBound: UInt64(4))) : nil
+                let crashAfter = permille(30) ? Int(random.next(upperBound: UInt64(4))) : nil
                 cluster.deliver(at: index, crashAfter: crashAfter)
             }
             // Logs grow on the primary and are copied by followers of the same epoch.
@@ -81,8 +81,8 @@ import ShipLogProtocol
                 }
             }
             // Crashes, restarts, partitions and healing.
-            if permille(4) { cluster.crash(ids[Int(random.next(upperBound: UInt64(ids.count)))]) }
-            if permille(20), let id = cluster.down.sorted().first { cluster.restart(id) }
+            if permille(10) { cluster.crash(ids[Int(random.next(upperBound: UInt64(ids.count)))]) }
+            if permille(150), let id = cluster.down.sorted().first { cluster.restart(id) }
             if permille(6) {
                 let a = ids[Int(random.next(upperBound: UInt64(ids.count)))]
                 let b = ids[Int(random.next(upperBound: UInt64(ids.count)))]
