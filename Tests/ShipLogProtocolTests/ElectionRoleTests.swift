@@ -131,3 +131,19 @@ extension Election {
         return body(&copy)
     }
 }
+
+@Suite struct ElectionStatusTests {
+    @Test func statusShowsRolePrimaryAndTheDetector() {
+        var cluster = ElectionCluster(voters: [1, 2, 3])
+        cluster.run(until: { $0.currentPrimaries.count == 1 })
+        let primary = cluster.currentPrimaries[0]
+        let follower = cluster.ids.first { $0 != primary }!
+        let status = cluster.nodes[follower]!.status(now: cluster.now)
+        #expect(status.role == .follower && status.primary == primary && !status.suspected)
+        #expect(status.silentFor != nil && status.silentFor! < .milliseconds(100))
+        let later = cluster.nodes[follower]!.status(now: cluster.now + .seconds(2))
+        #expect(later.suspected && later.phi == .infinity)
+        let primaryStatus = cluster.nodes[primary]!.status(now: cluster.now)
+        #expect(primaryStatus.role == .primary && primaryStatus.ranking.count == 2 && primaryStatus.silentFor == nil)
+    }
+}
