@@ -131,7 +131,10 @@ public struct Election: Sendable {
         }
     }
 
-    /// On the primary: the committed prefix grew (offsets below it are on a majority of voters).
+    /// On the primary: the committed prefix grew. Pass only what is on a majority of voters (the
+    /// quorum-replicated offset, counting only once a batch of this primary's own epoch is among
+    /// them, Raft §5.4.2), never the `async`-acknowledged local end: witnesses refuse candidates
+    /// behind it, so an overstated commit would block the standby's promotion.
     public mutating func commitChanged(_ commit: LogEnd, now: Duration) -> [Action] {
         run { election in election.noteCommit(commit) }
     }
