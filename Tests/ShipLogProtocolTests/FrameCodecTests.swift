@@ -7,7 +7,10 @@ import Testing
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined(separator: " ") }
 
 func bytes(hex: String) -> [UInt8] {
-    hex.split(whereSeparator: { $0 == " " || $0 == "\n" }).map { UInt8($0, radix: 16)! }
+    hex.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { token in
+        guard let byte = UInt8(token, radix: 16) else { Issue.record("not a hex byte: \(token)"); return nil }
+        return byte
+    }
 }
 
 let maxFrame = ReplicationConfiguration().maxFrameBytes
@@ -90,7 +93,9 @@ func sampleFrames(_ n: [UInt64], _ blob: [UInt8]) -> [Frame] {
         guard let document = try? String(contentsOfFile: path, encoding: .utf8),
               let sectionStart = document.range(of: section) else { Issue.record("format.md has no \(section)"); return [] }
         var blocks: [[UInt8]] = []
-        var rest = document[sectionStart.upperBound...]
+        // Only this section: up to the next top-level heading.
+        let sectionEnd = document.range(of: "\n## ", range: sectionStart.upperBound..<document.endIndex)?.lowerBound ?? document.endIndex
+        var rest = document[sectionStart.upperBound..<sectionEnd]
         while let start = rest.range(of: "```hex\n"), let end = rest.range(of: "```", range: start.upperBound..<rest.endIndex) {
             let text = rest[start.upperBound..<end.lowerBound].split(separator: "\n")
                 .map { $0.split(separator: "|", omittingEmptySubsequences: false)[0] }.joined(separator: " ")
