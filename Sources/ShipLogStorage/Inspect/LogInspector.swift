@@ -42,7 +42,7 @@ public struct LogInspector: Sendable {
     }
 
     private static func foreignFiles(_ names: [String], segments: Set<UInt64>) -> [ForeignFile] {
-        let known: Set<String> = [Format.directoryFileName, Format.lockFileName, Format.cleanMarkerName]
+        let known: Set<String> = [Format.directoryFileName, Format.lockFileName, Format.cleanMarkerName, Format.epochCheckpointName]
         var foreign: [ForeignFile] = []
         for name in names.sorted() {
             if known.contains(name) || name.hasSuffix(Format.temporarySuffix) || Format.baseOffset(ofSegmentName: name) != nil {
