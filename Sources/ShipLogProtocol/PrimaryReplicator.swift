@@ -21,6 +21,31 @@ public enum ReplicationError: Error, Equatable, Sendable {
 /// Pure: events in (each a method taking `now`, monotonic time since an arbitrary origin),
 /// actions out, for the shell to carry out in order. No I/O, no clock, no randomness.
 public struct PrimaryReplicator: Sendable {
+    public let configuration: ReplicationConfiguration
+    public let nodeID: NodeID
+    public private(set) var epoch: UInt64
+    /// Highest offset acknowledged to a client or replicated to `max(1, minSyncFollowers)` followers.
+    public internal(set) var commitOffset: UInt64
+    /// The primary's log as last reported.
+    public internal(set) var log: LogView
+    var endBytes: Int64 = 0
+    /// Followers by node (kept across reconnects for status), and which node each connection serves.
+    var peers: [NodeID: Peer] = [:]
+    var connections: [ConnectionID: NodeID] = [:]
+    /// Sync appends waiting, sorted by `through`.
+    var waiters: [Waiter] = []
+    /// (nextOffset, endBytes, time) after recent appends, for lag in bytes and time.
+    var samples = Ring<AppendSample>(capacity: 1024)
+    var stopped = false
+
+    public init(configuration: ReplicationConfiguration, nodeID: NodeID, epoch: UInt64, log: LogView, now: Duration) {
+        self.configuration = configuration
+        self.nodeID = nodeID
+        self.epoch = epoch
+        self.log = log
+        self.commitOffset = log.firstOffset
+    }
+
     public enum Action: Equatable, Sendable {
         case send(Frame, to: ConnectionID)
         /// Read stored batches from the log starting exactly at `from` (a batch boundary), at most

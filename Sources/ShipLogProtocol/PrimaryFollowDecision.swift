@@ -1,0 +1,37 @@
+extension PrimaryReplicator {
+    /// Where a follower whose log ends at `follower` starts (format.md §11.4): Kafka's
+    /// leader-epoch truncation (KIP-101/279) with Raft's log matching. A follower streams only when
+    /// its last batch's epoch is in the primary's history and that epoch covers the follower's last
+    /// offset on the primary too; otherwise it is cut back to where its last epoch ends on the
+    /// primary (each answer strictly shortens its log, so the exchange ends), or reset to the
+    /// primary's first offset when nothing verifiable is shared.
+    public static func decideFollow(_ follower: LogEnd, log: LogView) -> (kind: Frame.FollowReply.Kind, offset: UInt64) {
+        let n = follower.nextOffset
+        guard let e = follower.lastEpoch else {
+            return n == log.firstOffset ? (.stream, n) : (.reset, log.firstOffset)
+        }
+        // The follower's last record precedes what the primary keeps: nothing to compare it with.
+        guard n > log.firstOffset else { return (.reset, log.firstOffset) }
+        let entries = log.epochs.entries
+        if let i = entries.firstIndex(where: { $0.epoch == e }) {
+            let start = entries[i].startOffset
+            let end = i + 1 < entries.count ? entries[i + 1].startOffset : log.nextOffset
+            if start <= n - 1, n - 1 < end { return (.stream, n) }
+        }
+        guard let (epochBelow, end) = log.epochs.end(ofEpochAtOrBelow: e, logNextOffset: log.nextOffset) else {
+            return (.reset, log.firstOffset)
+        }
+        var target = min(n, end)
+        if target >= n {
+            // The primary's epoch below `e` runs past the follower's end: the follower's records of
+            // `e` there are not the primary's. Cut to where that epoch starts and compare again.
+            // Also never past the start of the primary's epoch holding `n - 1`, so the cut always
+            // moves the follower back.
+            let startBelow = entries.first(where: { $0.epoch == epochBelow })!.startOffset
+            let covering = entries.last(where: { $0.startOffset <= n - 1 })?.startOffset ?? log.firstOffset
+            target = min(startBelow, covering)
+        }
+        if target <= log.firstOffset { return (.reset, log.firstOffset) }
+        return (.truncate, target)
+    }
+}
