@@ -28,6 +28,8 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("peer"), help: "Another node: ID=HOST:PORT (repeat for each).") var peers: [String] = []
     @Option(help: "primary or follower.") var role: String?
     @Option(help: "The id of the primary a follower follows.") var primary: UInt64?
+    @Option(name: .customLong("follower"), help: "A follower the primary accepts (repeat; default: every peer).")
+    var followers: [UInt64] = []
     @Option(name: .customLong("key-file"), help: "A file holding the cluster key.") var keyFile: String?
     @Option(name: .customLong("ack-level"), help: "received, written or durable.") var ackLevel: AckLevel?
     @Option(name: .customLong("min-sync-followers")) var minSyncFollowers: Int?
@@ -39,10 +41,14 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("metrics-port"), help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics.")
     var metricsPort: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+    /// For tests and benchmarks: each line of standard input is appended as one record with this
+    /// mode (async, sync:N or sync-all), answered by "ack FIRST END" or "error MESSAGE" on standard output.
+    @Option(name: .customLong("stdin-appends"), help: .hidden) var stdinAppends: String?
 
     func run() throws {
         var fromFlags = ServeSettings(
-            id: id, logDirectory: logDirectory, listen: listen, peers: nil, role: role, primary: primary, keyFile: keyFile,
+            id: id, logDirectory: logDirectory, listen: listen, peers: nil, role: role, primary: primary,
+            followers: followers.isEmpty ? nil : followers, keyFile: keyFile,
             ackLevel: ackLevel, minSyncFollowers: minSyncFollowers, minSyncFollowersTimeoutMs: nil, syncTimeoutMs: syncTimeoutMs,
             heartbeatIntervalMs: heartbeatIntervalMs, inSyncLagTimeoutMs: nil, durability: durability,
             segmentBytes: segmentBytes, epoch: epoch, metricsPort: metricsPort)
@@ -68,16 +74,26 @@ struct Serve: ParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let metricsPort = settings.metricsPort
+        let appendMode = try stdinAppends.map(Self.parseMode)
         try runBlocking {
-            try await Self.serve(configuration, metricsPort: metricsPort, registry: registry)
+            try await Self.serve(configuration, metricsPort: metricsPort, registry: registry, appendMode: appendMode)
         }
     }
 
-    private static func serve(_ configuration: NodeConfiguration, metricsPort: Int?, registry: PrometheusCollectorRegistry) async throws {
+    static func parseMode(_ text: String) throws -> ReplicationMode {
+        if text == "async" { return .async }
+        if text == "sync-all" { return .syncAll }
+        if text.hasPrefix("sync:"), let quorum = Int(text.dropFirst(5)), quorum >= 0 { return .sync(quorum: quorum) }
+        throw ToolFailure.usage("append mode \(text) is not async, sync:N or sync-all")
+    }
+
+    private static func serve(_ configuration: NodeConfiguration, metricsPort: Int?, registry: PrometheusCollectorRegistry,
+                              appendMode: ReplicationMode?) async throws {
         let logger = Logger(label: "shiplog.serve")
         let node = Node(configuration: configuration, logger: Logger(label: "shiplog.node"))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: NodeService(node: node), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "node"),
+            .init(service: NodeService(node: node, appendMode: appendMode), successTerminationBehavior: .gracefullyShutdownGroup,
+                  serviceName: "node"),
         ]
         if let metricsPort {
             services.append(.init(service: MetricsServer(host: configuration.listenHost, port: metricsPort, registry: registry, logger: logger),
@@ -95,6 +111,7 @@ struct Serve: ParsableCommand {
 /// The node as a service: starts it, announces the address, and on graceful shutdown stops it.
 struct NodeService: Service {
     let node: Node
+    let appendMode: ReplicationMode?
 
     func run() async throws {
         try await node.start()
@@ -102,6 +119,7 @@ struct NodeService: Service {
         let address = PeerAddress(host: node.configuration.listenHost, port: port)
         // Tests and benchmarks wait for this exact line.
         FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+        if let appendMode { StdinAppender.start(node: node, mode: appendMode) }
         // Returns at SIGTERM/SIGINT (graceful shutdown) or throws when the group is cancelled:
         // either way the node stops and closes its log cleanly.
         try? await gracefulShutdown()

@@ -21,6 +21,8 @@ struct ServeSettings: Codable, Sendable {
     var role: String?
     /// The primary a follower follows.
     var primary: UInt64?
+    /// The followers a primary accepts (default: every peer).
+    var followers: [UInt64]?
     var keyFile: String?
     var ackLevel: AckLevel?
     var minSyncFollowers: Int?
@@ -38,7 +40,7 @@ struct ServeSettings: Codable, Sendable {
     func overriding(_ base: ServeSettings) -> ServeSettings {
         ServeSettings(
             id: id ?? base.id, logDirectory: logDirectory ?? base.logDirectory, listen: listen ?? base.listen,
-            peers: peers ?? base.peers, role: role ?? base.role, primary: primary ?? base.primary,
+            peers: peers ?? base.peers, role: role ?? base.role, primary: primary ?? base.primary, followers: followers ?? base.followers,
             keyFile: keyFile ?? base.keyFile, ackLevel: ackLevel ?? base.ackLevel,
             minSyncFollowers: minSyncFollowers ?? base.minSyncFollowers,
             minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs ?? base.minSyncFollowersTimeoutMs,
@@ -87,6 +89,7 @@ struct ServeSettings: Codable, Sendable {
             configuration.listenHost = address.host
             configuration.listenPort = address.port
         }
+        if let followers { configuration.replication.followers = followers.map(NodeID.init) }
         if let ackLevel { configuration.replication.ackLevel = ackLevel }
         if let minSyncFollowers { configuration.replication.minSyncFollowers = minSyncFollowers }
         if let ms = minSyncFollowersTimeoutMs { configuration.replication.minSyncFollowersTimeout = .milliseconds(ms) }
