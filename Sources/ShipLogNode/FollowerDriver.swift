@@ -199,7 +199,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
 
     /// Runs `work` after every log write queued before it, then `then` on the loop.
     private func enqueueLogWork<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
-                                             then: @escaping (Result<T, any Error>) -> Void) {
+                                             then: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let loop = self.loop
         let result = logWork.flatMap { loop.makeFutureWithTask(work) }
         result.whenComplete { [self] outcome in

@@ -67,13 +67,15 @@ public final class Node: Sendable {
         if replication.followers.isEmpty {
             replication.followers = configuration.peers.keys.filter { $0 != configuration.id }.sorted()
         }
-        var primaryAddress: PeerAddress?
+        let replicationSettings = replication
+        var primaryAddress = PeerAddress(host: "", port: 0)
         if case .follower(let primary) = configuration.role {
             guard let address = configuration.peers[primary] else {
                 throw NodeError.invalidConfiguration("\(configuration.id) follows \(primary), whose address is not among the peers")
             }
             primaryAddress = address
         }
+        let followerPrimaryAddress = primaryAddress
         let log = try await NIOThreadPool.singleton.runIfActive {
             try SegmentLog.open(directory: configuration.logDirectory, options: configuration.logOptions)
         }
@@ -89,15 +91,15 @@ public final class Node: Sendable {
             switch configuration.role {
             case .primary:
                 let epoch = configuration.epoch ?? (max(log.lastEpoch, log.epochHistory.lastEpoch ?? 0) + 1)
-                let driver = PrimaryDriver(loop: loop, log: log, configuration: configuration, replication: replication,
+                let driver = PrimaryDriver(loop: loop, log: log, configuration: configuration, replication: replicationSettings,
                                            epoch: epoch, pool: NIOThreadPool.singleton, clock: clock, logger: logger, metrics: metrics)
                 driver.start(tickInterval: tick)
                 logger.info("primary at epoch \(epoch), log offsets \(log.firstOffset)..<\(log.nextOffset)")
                 return (driver, nil, nil, driver)
             case .follower(let primaryID):
-                let driver = FollowerDriver(loop: loop, log: log, configuration: configuration, replication: replication,
+                let driver = FollowerDriver(loop: loop, log: log, configuration: configuration, replication: replicationSettings,
                                             primaryID: primaryID, clock: clock, logger: logger, metrics: metrics)
-                let client = PrimaryClient(loop: loop, address: primaryAddress!, primaryID: primaryID, pipeline: factory,
+                let client = PrimaryClient(loop: loop, address: followerPrimaryAddress, primaryID: primaryID, pipeline: factory,
                                            driver: driver, backoff: configuration.reconnectBackoff, logger: logger, metrics: metrics)
                 driver.onPrimaryAuthenticated = { client.authenticated() }
                 driver.start(tickInterval: tick)
