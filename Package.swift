@@ -100,6 +100,12 @@ let package = Package(
             path: "Benchmarks/ShipLogBench"),
 
         .testTarget(
+            name: "ShipLogProtocolTests",
+            dependencies: [
+                "ShipLogProtocol", "ShipLogStorage",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+        .testTarget(
             name: "ShipLogStorageTests",
             dependencies: [
                 "ShipLog", "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",

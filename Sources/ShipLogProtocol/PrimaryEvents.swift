@@ -39,8 +39,9 @@ extension PrimaryReplicator {
                 peer.phase = .streaming
                 peer.resetStream()
                 peer.shippedNext = offset
-                // Its log matches ours below `offset` and is written; durability comes with its first ack.
-                peer.progress = FollowerProgress(received: offset, written: offset, durable: min(peer.progress.durable, offset))
+                // Its log matches ours below `offset` and is written; durability comes with its first ack
+                // (counted as none until then, so a follower that lost unsynced data never looks ahead).
+                peer.progress = FollowerProgress(received: offset, written: offset, durable: 0)
                 peer.lastCaughtUp = peer.level(configuration.ackLevel) >= log.nextOffset ? now : nil
                 peer.lastHeartbeat = now
                 peers[node] = peer

@@ -38,12 +38,17 @@ public struct PrimaryReplicator: Sendable {
     var samples = Ring<AppendSample>(capacity: 1024)
     var stopped = false
 
-    public init(configuration: ReplicationConfiguration, nodeID: NodeID, epoch: UInt64, log: LogView, now: Duration) {
+    /// `endBytes` is the log's stored-byte count now, on the same scale `logAppended` reports it
+    /// (for lag in bytes; 0 when unknown).
+    public init(configuration: ReplicationConfiguration, nodeID: NodeID, epoch: UInt64, log: LogView, now: Duration,
+                endBytes: Int64 = 0) {
         self.configuration = configuration
         self.nodeID = nodeID
         self.epoch = epoch
         self.log = log
         self.commitOffset = log.firstOffset
+        self.endBytes = endBytes
+        samples.append(AppendSample(nextOffset: log.nextOffset, endBytes: endBytes, time: now))
     }
 
     public enum Action: Equatable, Sendable {
