@@ -27,6 +27,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// The tail of the chain of log writes; each starts when the one before it ended.
     private var logWork: EventLoopFuture<Void>
     private var syncing = false
+    /// A log write failed beyond what the machine handles: the client stops reconnecting.
+    private(set) var failedLocally = false
     private var stopped = false
     private var ticker: RepeatedTask?
     /// Told on the loop when the connection to the primary authenticates (the client's backoff starts over).
@@ -177,8 +179,21 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         case .success(let end):
             perform(machine.truncated(logEnd: end, now: clock.now()))
         case .failure(let error):
-            perform(machine.appendFailed("\(what): \(error)", now: clock.now()))
+            // The machine has no event for a failed cut (the log is failed then, see
+            // SegmentLog.truncate): stop replicating into it and say why.
+            localFailure("\(what) failed: \(error)")
         }
+    }
+
+    /// A log operation failed in a way the machine has no event for: replication into this log
+    /// stops (the machine still waits for that operation), the connection closes with the reason.
+    private func localFailure(_ message: String) {
+        logger.error("replication stopped: \(message)", metadata: ["primary": "\(primaryID)"])
+        failedLocally = true
+        guard let primary else { return }
+        metrics.closedConnection(reason: .localFailure)
+        primary.channel.writeAndFlush(Frame.goodbye(.init(reason: .localFailure, message: message)), promise: nil)
+        primary.channel.close(promise: nil)
     }
 
     private func startSync() {
@@ -192,7 +207,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             guard !stopped else { return }
             switch result {
             case .success(let durable): perform(machine.synced(durableNextOffset: durable, now: clock.now()))
-            case .failure(let error): perform(machine.appendFailed("fdatasync of the log: \(error)", now: clock.now()))
+            case .failure(let error): localFailure("fdatasync of the log: \(error)")
             }
         }
     }

@@ -46,7 +46,8 @@ final class PrimaryClient: @unchecked Sendable {
     }
 
     private func connect() {
-        guard !stopped else { return }
+        // A follower whose log failed stops asking for more of the primary's log.
+        guard !stopped, !driver.failedLocally else { return }
         let connection = ConnectionNumbers.next()
         driver.connectingToPrimary(connection)
         let pipeline = self.pipeline

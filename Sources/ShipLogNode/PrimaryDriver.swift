@@ -51,7 +51,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         self.metrics = metrics
         let view = PrimaryReplicator.LogView(firstOffset: log.firstOffset, nextOffset: log.nextOffset, epochs: log.epochHistory)
         self.reportedNextOffset = view.nextOffset
-        self.machine = PrimaryReplicator(configuration: replication, nodeID: configuration.id, epoch: epoch, log: view, now: clock.now())
+        self.machine = PrimaryReplicator(configuration: replication, nodeID: configuration.id, epoch: epoch, log: view,
+                                         now: clock.now(), endBytes: log.totalBytes)
     }
 
     /// Starts the clock's ticks (heartbeats, timeouts). Call on the loop.
