@@ -5,7 +5,7 @@ import Testing
 /// `SegmentLog.epochHistory` and its checkpoint file through appends, truncation, retention
 /// and reopening (format.md §12).
 @Suite struct EpochHistoryTests {
-    let options = smallOptions(segmentBytes: 2048)
+    let options = smallOptions(segmentBytes: 2048, compression: .none)
 
     @Test func appendsInSeveralEpochsAreNamedWhereEachEpochStarts() async throws {
         let dir = TemporaryDirectory()
@@ -176,9 +176,10 @@ import Testing
             let setup = try SegmentLog.open(directory: dir.logPath, options: options)
             try appendBatches(setup, epochs: [1, 1, 1])
             try setup.close()
-            let opened = try openScriptedLog(dir, options)
-            var log: SegmentLog? = opened.0
-            let fs = opened.1
+            let fs = ScriptedFileSystem()
+            var scripted = options
+            scripted.fileSystem = fs
+            var log: SegmentLog? = try SegmentLog.open(directory: dir.logPath, options: scripted)
             fs.crash(beforeDiskChange: step)
             var completed = (try? log!.append((0..<10).map { makeRecord($0) }, epoch: 2, durability: durability)) != nil
             if durability == .buffered { completed = completed && (try? log!.flush()) != nil }
@@ -212,9 +213,10 @@ import Testing
             let setup = try SegmentLog.open(directory: dir.logPath, options: options)
             try appendBatches(setup, epochs: [1, 1, 2, 2, 3, 3, 4, 4])
             try setup.close()
-            let opened = try openScriptedLog(dir, options)
-            var log: SegmentLog? = opened.0
-            let fs = opened.1
+            let fs = ScriptedFileSystem()
+            var scripted = options
+            scripted.fileSystem = fs
+            var log: SegmentLog? = try SegmentLog.open(directory: dir.logPath, options: scripted)
             fs.crash(beforeDiskChange: step)
             let completed = (try? log!.truncate(after: 24)) != nil && !fs.crashed
             log = nil
@@ -239,9 +241,10 @@ import Testing
     @Test func aFailedWriteAfterAnEpochChangeDoesNotLeaveTheFileWrong() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let opened = try openScriptedLog(dir, options)
-        var log: SegmentLog? = opened.0
-        let fs = opened.1
+        let fs = ScriptedFileSystem()
+        var scripted = options
+        scripted.fileSystem = fs
+        var log: SegmentLog? = try SegmentLog.open(directory: dir.logPath, options: scripted)
         try appendBatches(log!, epochs: [1, 1])
         fs.add(.write, pathSuffix: ".log", .fail(errno: ENOSPC))
         #expect(throws: LogError.self) { try log!.append(makeRecord(1), epoch: 2, durability: .os) }

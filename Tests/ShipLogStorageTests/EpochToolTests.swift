@@ -10,7 +10,7 @@ import Testing
 
     /// A closed log over several segments: epoch 1 from 0, 2 from 40, 5 from 100.
     func makeLog(_ dir: TemporaryDirectory) throws -> EpochHistory {
-        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048))
+        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048, compression: .none))
         try appendBatches(log, epochs: [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 5, 5])
         let epochs = log.epochHistory
         try log.close()
@@ -46,7 +46,7 @@ import Testing
         #expect(checkpointFile(dir.logPath) == expected)
         #expect(try shiplog("verify", dir.logPath).status == 0)
         // The clean-shutdown marker was kept (no data changed), and open trusts the file.
-        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048))
+        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048, compression: .none))
         #expect(log.recoveryReport.cleanShutdown)
         #expect(log.recoveryReport.epochCheckpoint == .matched)
         #expect(log.epochHistory == expected)
@@ -78,7 +78,7 @@ import Testing
         try FileManager.default.removeItem(atPath: dir.logPath + "/" + Format.cleanMarkerName)
         let repair = try shiplog("repair", dir.logPath, "--apply")
         #expect(repair.status == 0, "\(repair.output) \(repair.errors)")
-        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048))
+        let log = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 2048, compression: .none))
         #expect(log.nextOffset == 110)
         #expect(checkpointFile(dir.logPath) == history([(1, 0), (2, 40), (5, 100)]))
         #expect(log.epochHistory == history([(1, 0), (2, 40), (5, 100)]))

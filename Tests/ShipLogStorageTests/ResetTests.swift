@@ -4,7 +4,7 @@ import Testing
 
 /// `reset(startingAt:)`: the follower's full resync (format.md §8, "Reset").
 @Suite struct ResetTests {
-    let options = smallOptions(segmentBytes: 2048)
+    let options = smallOptions(segmentBytes: 2048, compression: .none)
 
     @Test(arguments: [UInt64(500), 0, 30, 1])
     func resetEmptiesTheLogAndRestartsItAtTheOffset(offset: UInt64) throws {
@@ -75,9 +75,10 @@ import Testing
             let setup = try SegmentLog.open(directory: dir.logPath, options: options)
             let original = try appendBatches(setup, epochs: [1, 1, 2, 2, 3, 3, 4])
             try setup.close()
-            let opened = try openScriptedLog(dir, options)
-            var log: SegmentLog? = opened.0
-            let fs = opened.1
+            let fs = ScriptedFileSystem()
+            var scripted = options
+            scripted.fileSystem = fs
+            var log: SegmentLog? = try SegmentLog.open(directory: dir.logPath, options: scripted)
             fs.crash(beforeDiskChange: step)
             let completed = (try? log!.reset(startingAt: offset)) != nil && !fs.crashed
             log = nil
