@@ -31,6 +31,8 @@ struct Cluster {
     var primaryCloses: [CloseReason] = []
     var holdSyncs = false
     var closeMessages: [String] = []
+    /// Each sync append's last offset and mode, to check an acknowledgement against the followers' own logs.
+    var awaiting: [AppendID: (through: UInt64, mode: ReplicationMode)] = [:]
     /// Largest in-flight byte count seen per follower (flow control checks).
     var maxInFlight: [NodeID: Int] = [:]
 
@@ -78,6 +80,7 @@ struct Cluster {
     }
 
     mutating func await(_ id: UInt64, mode: ReplicationMode) {
+        awaiting[AppendID(id)] = (primaryLog.nextOffset, mode)
         apply(primary.awaitReplication(AppendID(id), through: primaryLog.nextOffset, mode: mode, now: now))
     }
 
@@ -121,7 +124,7 @@ struct Cluster {
     }
 
     /// Delivers everything until quiet (bounded).
-    mutating func run(maxSteps: Int = 100_000) {
+    mutating func run(maxSteps: Int = 100_000, mustSettle: Bool = true) {
         for _ in 0..<maxSteps {
             var progressed = false
             for i in followers.indices where !followers[i].stalled {
@@ -130,7 +133,7 @@ struct Cluster {
             }
             if !progressed { return }
         }
-        Issue.record("the simulation did not settle in \(maxSteps) steps")
+        if mustSettle { Issue.record("the simulation did not settle in \(maxSteps) steps") }
     }
 
     /// Until every follower is streaming and quiet, reconnecting closed ones (bounded).
@@ -165,6 +168,7 @@ struct Cluster {
                 }
             case .acknowledge(let id):
                 acknowledged.append(id)
+                checkReplicated(id)
             case .fail(let id, let error):
                 failed.append((id, error))
             case .close(let connection, let reason, let message):
@@ -206,6 +210,24 @@ struct Cluster {
                 closeMessages.append(message)
                 disconnect(i)
             }
+        }
+    }
+
+    /// At the moment of acknowledgement the append is on enough followers at the ack level,
+    /// judged from their own logs (received: what reached the follower's replicator).
+    func checkReplicated(_ id: AppendID) {
+        guard let (through, mode) = awaiting[id] else { return }
+        let have = followers.filter { f in
+            switch configuration.ackLevel {
+            case .received: f.replicator.progress.received >= through
+            case .written: f.log.nextOffset >= through && f.log.contents(from: 0).prefix(while: { header($0).nextOffset <= through }) == primaryLog.batches.prefix(while: { header($0).nextOffset <= through })
+            case .durable: f.log.durable >= through
+            }
+        }.count
+        switch mode {
+        case .async: break
+        case .sync(let quorum): #expect(have >= quorum, "\(id) acknowledged on \(have) followers")
+        case .syncAll: #expect(have == followers.count, "\(id) acknowledged on \(have) followers")
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import PropertyBased
 import ShipLogStorage
 import Testing
@@ -74,6 +75,29 @@ func sampleFrames(_ n: [UInt64], _ blob: [UInt8]) -> [Frame] {
         let frame = Frame.batches(.init(epoch: 3, commitOffset: 5, batches: [batch]))
         let head = "53 00 00 00 12 03 00 00 00 00 00 00 00 05 00 00 00 00 00 00 00 01 00 00 00 "
         #expect(hex(FrameCodec.encode(frame)) == head + hex(batch))
+        // And the document's own hex blocks, byte for byte.
+        let blocks = documentedHexBlocks(section: "### 11.7")
+        #expect(blocks.count == 2)
+        #expect(blocks.first == FrameCodec.encode(hello))
+        #expect(blocks.last == FrameCodec.encode(frame))
+        #expect(FrameCodec.decode(blocks.last ?? [], maxFrameBytes: maxFrame) == .frame(frame, consumed: 87))
+    }
+
+    /// The ```hex blocks after `section` in format.md, with the `| comment` parts removed.
+    func documentedHexBlocks(section: String) -> [[UInt8]] {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("format.md").path
+        guard let document = try? String(contentsOfFile: path, encoding: .utf8),
+              let sectionStart = document.range(of: section) else { Issue.record("format.md has no \(section)"); return [] }
+        var blocks: [[UInt8]] = []
+        var rest = document[sectionStart.upperBound...]
+        while let start = rest.range(of: "```hex\n"), let end = rest.range(of: "```", range: start.upperBound..<rest.endIndex) {
+            let text = rest[start.upperBound..<end.lowerBound].split(separator: "\n")
+                .map { $0.split(separator: "|", omittingEmptySubsequences: false)[0] }.joined(separator: " ")
+            blocks.append(bytes(hex: text))
+            rest = rest[end.upperBound...]
+        }
+        return blocks
     }
 
     @Test func oversizedLengthIsRejectedFromTheLengthAlone() {
