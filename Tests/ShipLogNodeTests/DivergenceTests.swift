@@ -1,0 +1,85 @@
+import Foundation
+import ShipLogNode
+import ShipLogProtocol
+import ShipLogStorage
+import Testing
+
+/// A follower whose log diverged from the primary's is cut back through the shell (the
+/// machine decides where; the shell runs SegmentLog.truncate or reset off the event loop).
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct DivergenceTests {
+    /// Writes `count` records at `epoch` into the log at `directory`, directly.
+    func seed(_ directory: String, count: Int, epoch: UInt64, tag: String) throws {
+        let log = try SegmentLog.open(directory: directory)
+        for i in 0..<count { try log.append(Array("\(tag) \(i)".utf8), epoch: epoch) }
+        try log.close()
+    }
+
+    func start(_ directory: TemporaryDirectory, primaryEpoch: UInt64) async throws -> (Node, Node) {
+        var replication = ReplicationConfiguration()
+        replication.followers = [NodeID(2)]
+        replication.heartbeatInterval = .milliseconds(50)
+        var primaryConfiguration = NodeConfiguration(id: NodeID(1), logDirectory: directory.sub("1"), clusterKey: testKey, role: .primary)
+        primaryConfiguration.replication = replication
+        primaryConfiguration.epoch = primaryEpoch
+        let primary = Node(configuration: primaryConfiguration)
+        try await primary.start()
+        var followerConfiguration = NodeConfiguration(id: NodeID(2), logDirectory: directory.sub("2"), clusterKey: testKey,
+                                                      role: .follower(of: NodeID(1)))
+        followerConfiguration.peers = [NodeID(1): PeerAddress(host: "127.0.0.1", port: primary.listeningPort!)]
+        followerConfiguration.replication = replication
+        let follower = Node(configuration: followerConfiguration)
+        try await follower.start()
+        try await waitUntil("the primary to stream to node 2") {
+            try await primary.status().followers.contains { $0.node == 2 && $0.streaming }
+        }
+        return (primary, follower)
+    }
+
+    func offsetsAndBytes(_ log: SegmentLog) throws -> [String] {
+        try allRecords(log).map { "\($0.offset) \($0.epoch) \(String(decoding: $0.bytes, as: UTF8.self))" }
+    }
+
+    @Test func aFollowerAheadInAnOldEpochIsTruncatedToWhereTheEpochsAgree() async throws {
+        let directory = try TemporaryDirectory()
+        // Both logs share epoch 1 below offset 10; the follower has 10 more of epoch 1 the
+        // primary never had (it was primary once and lost them), the primary continues in epoch 2.
+        try seed(directory.sub("1"), count: 10, epoch: 1, tag: "shared")
+        try seed(directory.sub("2"), count: 10, epoch: 1, tag: "shared")
+        let extra = try SegmentLog.open(directory: directory.sub("2"))
+        for i in 0..<10 { try await extra.append(Array("lost \(i)".utf8), epoch: 1) }
+        try await extra.close()
+        let (primary, follower) = try await start(directory, primaryEpoch: 2)
+        do {
+            let offsets = try await primary.append((0..<5).map { Array("epoch 2 \($0)".utf8) }, mode: .sync(quorum: 1))
+            #expect(offsets == 10..<15)
+            try await waitUntil("the follower to hold offsets below 15") { try follower.log.nextOffset == 15 }
+            #expect(try offsetsAndBytes(follower.log) == offsetsAndBytes(primary.log))
+            #expect(try follower.log.epochHistory.entries.map(\.epoch) == [1, 2])
+        } catch {
+            try? await follower.stop(); try? await primary.stop()
+            throw error
+        }
+        try await follower.stop()
+        try await primary.stop()
+    }
+
+    @Test func aFollowerWithNothingInCommonIsResetAndResynced() async throws {
+        let directory = try TemporaryDirectory()
+        try seed(directory.sub("1"), count: 20, epoch: 3, tag: "primary")
+        // The follower's records are all epoch 2, which the primary's log (epoch 3 from offset 0)
+        // never had: nothing is shared, so the follower empties its log and starts over.
+        try seed(directory.sub("2"), count: 30, epoch: 2, tag: "stranger")
+        let (primary, follower) = try await start(directory, primaryEpoch: 6)
+        do {
+            try await primary.append([Array("after".utf8)], mode: .sync(quorum: 1))
+            try await waitUntil("the follower to hold offsets below 21") { try follower.log.nextOffset == 21 }
+            #expect(try offsetsAndBytes(follower.log) == offsetsAndBytes(primary.log))
+        } catch {
+            try? await follower.stop(); try? await primary.stop()
+            throw error
+        }
+        try await follower.stop()
+        try await primary.stop()
+    }
+}
