@@ -87,7 +87,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         let promise = loop.makePromise(of: Void.self)
         loop.execute { [self] in
             noteAppended(nextOffset: offsets.upperBound)
-            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary)) }
+            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: "")) }
             lastAppendID += 1
             let id = AppendID(lastAppendID)
             waiting[id] = (promise, offsets)
@@ -160,7 +160,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
                 waiting.removeValue(forKey: id)?.promise.succeed(())
             case .fail(let id, let error):
                 if let (promise, offsets) = waiting.removeValue(forKey: id) {
-                    promise.fail(NodeError.replicationFailed(offsets: offsets, error))
+                    promise.fail(NodeError.replicationFailed(offsets: offsets, error, followers: followerSummary()))
                 }
             case .close(let connection, let reason, let message):
                 close(connection, reason: reason, message: message)
@@ -207,6 +207,15 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
 
     // MARK: Status and stopping
 
+    /// Where each follower stands, for errors: "node 2 disconnected; node 3 streaming, in sync, written below 40".
+    private func followerSummary() -> String {
+        machine.followers.map { f in
+            let state = f.connection == nil ? "disconnected" : (f.streaming ? "streaming" : "connected")
+            return "\(f.node) \(state)\(f.inSync ? ", in sync" : ""), received/written/durable below "
+                + "\(f.progress.received)/\(f.progress.written)/\(f.progress.durable)"
+        }.joined(separator: "; ")
+    }
+
     func status() -> NodeStatus {
         loop.preconditionInEventLoop()
         return NodeStatus(node: nodeID.rawValue, role: "primary", primary: nil, epoch: machine.epoch,
@@ -222,7 +231,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         perform(machine.stop(now: clock.now()))
         stopped = true
         ticker?.cancel()
-        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary)) }
+        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary, followers: "")) }
         waiting = [:]
         for (_, session) in sessions { session.channel.close(promise: nil) }
         sessions = [:]

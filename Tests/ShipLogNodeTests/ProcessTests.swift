@@ -49,7 +49,15 @@ struct ProcessTests {
             return (follower, try follower.listeningAddress())
         }
         var (follower2, address2) = try startFollower(2)
-        let (follower3, address3) = try startFollower(3)
+        // Follower 3 takes its settings from a --config file instead of flags.
+        let configFile = dir.sub("node3.json")
+        let settings = #"{"id": 3, "role": "follower", "primary": 1, "peers": {"1": "\#(primaryAddress)"}, "#
+            + #""logDirectory": "\#(dir.sub("3"))", "listen": "127.0.0.1:0", "keyFile": "\#(keyFile)", "#
+            + #""heartbeatIntervalMs": 50, "segmentBytes": 262144}"#
+        try Data(settings.utf8).write(to: URL(fileURLWithPath: configFile))
+        let follower3 = try ServeProcess(name: "follower 3", arguments: ["--config", configFile, "--log-level", "warning"])
+        processes.append(follower3)
+        let address3 = try follower3.listeningAddress()
 
         /// Appends one record per index, then reads the acknowledgements in order.
         func appendAndWait(_ range: Range<Int>, whenAcknowledged: (_ index: Int, _ end: UInt64) async throws -> Void = { _, _ in }) async throws {

@@ -106,9 +106,9 @@ struct ReplicationTests {
                 try await cluster.primary.append([record(1)], mode: .sync(quorum: 1))
                 Issue.record("a sync append without followers succeeded")
             } catch let error as NodeError {
-                guard case .replicationFailed(let offsets, _) = error else { throw error }
+                guard case .replicationFailed(let offsets, _, let followers) = error else { throw error }
                 #expect(offsets == 1..<2)
-                #expect("\(error)".contains("1..<2"))
+                #expect("\(error)".contains("1..<2") && followers.contains("node 2 disconnected"), "\(error)")
             }
             cluster.followers = []
         } catch {
