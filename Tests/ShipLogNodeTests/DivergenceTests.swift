@@ -30,8 +30,9 @@ struct DivergenceTests {
         followerConfiguration.replication = replication
         let follower = Node(configuration: followerConfiguration)
         try await follower.start()
-        try await waitUntil("the primary to stream to node 2") {
-            try await primary.status().followers.contains { $0.node == 2 && $0.streaming }
+        // A resync takes a moment; a sync append before it ends would find no follower in sync.
+        try await waitUntil("node 2 to be in sync") {
+            try await primary.status().followers.contains { $0.node == 2 && $0.streaming && $0.inSync }
         }
         return (primary, follower)
     }

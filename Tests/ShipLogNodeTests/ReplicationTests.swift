@@ -67,6 +67,7 @@ struct ReplicationTests {
             #expect(expected.count == 300)
             #expect(try allRecords(restarted.log) == expected)
             // And it keeps up with new appends, counting towards sync quorums again.
+            try await cluster.waitForStreaming()
             let last = try await cluster.primary.append([record(300)], mode: .syncAll)
             #expect(try restarted.log.nextOffset >= last.upperBound)
         } catch {

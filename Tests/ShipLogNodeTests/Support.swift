@@ -64,11 +64,11 @@ final class LocalCluster {
         try await waitForStreaming()
     }
 
-    /// Waits until the primary streams to every follower it expects (so sync appends can succeed).
+    /// Waits until every follower the primary expects is streaming and in sync (so sync appends can succeed).
     func waitForStreaming(timeout: Duration = .seconds(10)) async throws {
         let expected = Set(replication.followers.map(\.rawValue))
         try await waitUntil("the primary to stream to \(expected.sorted())", timeout: timeout) {
-            let streaming = try await primary.status().followers.filter { $0.connected && $0.streaming }.map(\.node)
+            let streaming = try await primary.status().followers.filter { $0.connected && $0.streaming && $0.inSync }.map(\.node)
             return expected.isSubset(of: Set(streaming))
         }
     }
