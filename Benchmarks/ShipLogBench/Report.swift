@@ -5,19 +5,23 @@ import Histogram
 struct Figure: Encodable {
     var workload: String
     var figure: String
-    var value: Double
+    /// nil when the figure could not be measured in this run (`note` says why).
+    var value: Double?
     var unit: String
     var baseline: String?
     var baselineValue: Double?
+    /// How the figure was measured where the name does not say it, or why it was skipped
+    /// (`"skipped: redis-server not installed"`). Only in the JSON when present.
+    var note: String? = nil
     var ratio: Double? {
-        guard let baselineValue, baselineValue != 0 else { return nil }
+        guard let value, let baselineValue, baselineValue != 0 else { return nil }
         return value / baselineValue
     }
 
     enum CodingKeys: String, CodingKey {
         case workload, figure, value, unit, baseline
         case baselineValue = "baseline_value"
-        case ratio
+        case ratio, note
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -29,6 +33,7 @@ struct Figure: Encodable {
         try c.encode(baseline, forKey: .baseline)
         try c.encode(baselineValue, forKey: .baselineValue)
         try c.encode(ratio, forKey: .ratio)
+        try c.encodeIfPresent(note, forKey: .note)
     }
 }
 
@@ -50,9 +55,9 @@ final class Reporter {
                       + pad("baseline", 26) + pad("baseline value", 16) + "ratio")
                 printedHeader = true
             }
-            print(pad(figure.workload, 16) + pad(figure.figure, 28) + pad(format(figure.value), 14) + pad(figure.unit, 12)
+            print(pad(figure.workload, 16) + pad(figure.figure, 28) + pad(figure.value.map(format) ?? "-", 14) + pad(figure.unit, 12)
                   + pad(figure.baseline ?? "-", 26) + pad(figure.baselineValue.map(format) ?? "-", 16)
-                  + (figure.ratio.map { String(format: "%.2f", $0) } ?? "-"))
+                  + (figure.ratio.map { String(format: "%.2f", $0) } ?? "-") + (figure.note.map { "  (\($0))" } ?? ""))
         }
         fflush(nil)
     }

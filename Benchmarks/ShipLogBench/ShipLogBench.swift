@@ -8,11 +8,15 @@ struct ShipLogBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shiplog-bench",
         abstract: "Benchmarks the ShipLog segment log against raw I/O, LZ4 alone, SQLite and LevelDB.",
+        // Without it the usage line would end in <subcommand>: the one subcommand is internal.
+        usage: "shiplog-bench [--workloads <workloads>] [--json] [<options>]",
         discussion: """
             Workloads: \(Workloads.all.joined(separator: ", ")). The quick suite (default) is \
             \(Workloads.quick.joined(separator: ",")); `big` appends 10 GiB and is run only when named.
+            `network-baselines` names the group \(NetworkBaselines.workloads.joined(separator: ",")).
             Example: shiplog-bench --workloads append-128,replay --json
-            """)
+            """,
+        subcommands: [EchoServerCommand.self])
 
     @Option(help: "Comma-separated workloads to run (default: the quick suite).")
     var workloads: String = Workloads.quick.joined(separator: ",")
@@ -35,10 +39,19 @@ struct ShipLogBench: ParsableCommand {
     @Option(help: "Records per append workload.")
     var records: Int = 1_000_000
 
+    @Option(help: "Bytes loopback-tcp-stream sends (default: 256 MiB in the quick suite, 1 GiB when the workload is named).")
+    var streamBytes: Int?
+
+    /// The workloads to run, with group names expanded.
+    private var workloadNames: [String] {
+        workloads.split(separator: ",").flatMap { Workloads.groups[String($0)] ?? [String($0)] }
+    }
+
     func validate() throws {
         if payload != nil && recordBytes == nil { throw ValidationError("--payload needs --record-bytes") }
         if let recordBytes, recordBytes < 2 { throw ValidationError("--record-bytes must be at least 2") }
-        for name in workloads.split(separator: ",") where !Workloads.all.contains(String(name)) {
+        if let streamBytes, streamBytes < 1 { throw ValidationError("--stream-bytes must be positive") }
+        for name in workloadNames where !Workloads.all.contains(name) {
             throw ValidationError("unknown workload '\(name)'; known: \(Workloads.all.joined(separator: ","))")
         }
     }
@@ -49,6 +62,8 @@ struct ShipLogBench: ParsableCommand {
         defer { if !keep && dir == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let runner = Workloads(directory: directory, reporter: Reporter(json: json), recordCount: records,
                                payloadFile: payload, payloadRecordBytes: recordBytes, keepLogs: keep)
-        for name in workloads.split(separator: ",") { try runner.run(String(name)) }
+        let quickSuite = workloads == Workloads.quick.joined(separator: ",")
+        runner.network.streamBytes = streamBytes ?? (quickSuite ? NetworkBaselines.quickStreamBytes : NetworkBaselines.fullStreamBytes)
+        for name in workloadNames { try runner.run(name) }
     }
 }

@@ -14,6 +14,8 @@ final class Workloads {
     let keepLogs: Bool
     private var appendFsyncRate: Double?
     private var appendedLogs: [String: [[[UInt8]]]] = [:]
+    /// The network baselines group (issue 9), and the baselines it measured for later workloads.
+    let network: NetworkBaselines
 
     init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?, keepLogs: Bool) {
         self.directory = directory
@@ -22,10 +24,14 @@ final class Workloads {
         self.recordCount = recordCount
         self.payloadFile = payloadFile
         self.payloadRecordBytes = payloadRecordBytes
+        network = NetworkBaselines(directory: directory, reporter: reporter)
     }
 
     static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "append-os-8", "append-async-8", "replay", "open", "tool"]
+        + NetworkBaselines.workloads
     static let all = quick + ["big"]
+    /// Names that stand for several workloads in `--workloads`.
+    static let groups = ["network-baselines": NetworkBaselines.workloads]
 
     func run(_ name: String) throws {
         switch name {
@@ -39,6 +45,7 @@ final class Workloads {
         case "open": try openTimes(name: "open", logBytes: 1 << 30)
         case "big": try big()
         case "tool": try tool()
+        case _ where NetworkBaselines.workloads.contains(name): try network.run(name)
         default: throw BenchError.usage("unknown workload \(name); known: \(Self.all.joined(separator: ","))")
         }
     }
@@ -133,6 +140,7 @@ final class Workloads {
         settle()
         let raw = try Baselines.rawFdatasync(recordBytes: 1024, count: appends, path: logPath("fdatasync.dat"))
         report("append-fsync", "p50_latency", Double(histogram.valueAtPercentile(50)), "us", "raw-fdatasync-1KiB-p50", Double(raw.valueAtPercentile(50)))
+        network.recordRawFdatasyncP50(Double(raw.valueAtPercentile(50)))
         report("append-fsync", "p99_latency", Double(histogram.valueAtPercentile(99)), "us", "raw-fdatasync-1KiB-p99", Double(raw.valueAtPercentile(99)))
         appendFsyncRate = Double(appends) / total
         settle()
