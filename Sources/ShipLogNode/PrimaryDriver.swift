@@ -35,6 +35,10 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     private var lastAppendID: UInt64 = 0
     /// The log end last reported to the machine; shipping never reads past it.
     private var reportedNextOffset: UInt64
+    /// The log's first offset last reported to the machine (retention moves it up).
+    private var reportedFirstOffset: UInt64
+    /// Stored bytes retention removed, so the byte count the machine sees only grows.
+    private var bytesRetained: Int64 = 0
     private var stopped = false
     private var ticker: RepeatedTask?
 
@@ -51,6 +55,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         self.metrics = metrics
         let view = PrimaryReplicator.LogView(firstOffset: log.firstOffset, nextOffset: log.nextOffset, epochs: log.epochHistory)
         self.reportedNextOffset = view.nextOffset
+        self.reportedFirstOffset = view.firstOffset
         self.machine = PrimaryReplicator(configuration: replication, nodeID: configuration.id, epoch: epoch, log: view,
                                          now: clock.now(), endBytes: log.totalBytes)
     }
@@ -61,6 +66,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         let interval = TimeAmount.nanoseconds(Int64(tickInterval.milliseconds * 1_000_000))
         ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
             guard !stopped else { return }
+            // Retention run on the log directly (not through Node) shows up here.
+            noteRetained(bytesRemoved: 0)
             perform(machine.tick(now: clock.now()))
             metrics.recordLag(machine.followers)
         }
@@ -75,7 +82,18 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         // largest finished append is written (the log writes batches in order).
         guard !stopped, nextOffset > reportedNextOffset else { return }
         reportedNextOffset = nextOffset
-        perform(machine.logAppended(nextOffset: nextOffset, endBytes: log.totalBytes, epochs: log.epochHistory, now: clock.now()))
+        perform(machine.logAppended(nextOffset: nextOffset, endBytes: log.totalBytes + bytesRetained,
+                                    epochs: log.epochHistory, now: clock.now()))
+    }
+
+    /// Tells the machine when retention moved the log's first offset up. Call on the loop.
+    func noteRetained(bytesRemoved: Int64) {
+        loop.preconditionInEventLoop()
+        bytesRetained += bytesRemoved
+        let first = log.firstOffset
+        guard !stopped, first > reportedFirstOffset else { return }
+        reportedFirstOffset = first
+        perform(machine.logRetained(firstOffset: first, now: clock.now()))
     }
 
     /// Waits until the machine acknowledges `offsets` under `mode` (at once for `.async`).
@@ -200,6 +218,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
                 }
                 perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
             case .failure(let error):
+                noteRetained(bytesRemoved: 0)  // a read below the first offset: retention ran
                 close(connection, reason: .localFailure, message: "reading offsets from \(ship.from) to ship to \(session.peer): \(error)")
             }
         }

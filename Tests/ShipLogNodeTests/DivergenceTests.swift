@@ -84,3 +84,43 @@ struct DivergenceTests {
         try await primary.stop()
     }
 }
+
+/// Retention on the primary removed what a returning follower needs: it is reset to the
+/// primary's first offset and resynced (full resync), then streams.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct RetentionResyncTests {
+    /// 4000 bytes that LZ4 cannot shrink (a xorshift stream seeded by `i`), so segments fill.
+    func noise(_ i: Int) -> [UInt8] {
+        var x = UInt64(i) &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<500).flatMap { _ -> [UInt8] in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return withUnsafeBytes(of: x) { Array($0) }
+        }
+    }
+
+    @Test func aFollowerBehindRetentionIsResetAndResynced() async throws {
+        let cluster = try await LocalCluster(followers: 2)
+        do {
+            for i in 0..<40 { try await cluster.primary.append([noise(i)], mode: .sync(quorum: 2)) }
+            let away = cluster.followers[0]
+            try await away.stop()
+            for i in 40..<400 { try await cluster.primary.append([noise(i)], mode: .sync(quorum: 1)) }
+            let removed = try await cluster.primary.enforceRetention(RetentionPolicy(maxTotalBytes: 600 << 10))
+            let first = try cluster.primary.log.firstOffset
+            #expect(!removed.isEmpty && first > 40, "retention kept from \(first)")
+            let back = cluster.makeFollower(away.configuration.id)
+            try await back.start()
+            cluster.followers[0] = back
+            try await cluster.waitForFollowers()
+            #expect(try back.log.firstOffset == first)
+            #expect(try allRecords(back.log) == allRecords(cluster.primary.log))
+            try await cluster.waitForStreaming()
+            let last = try await cluster.primary.append([record(400)], mode: .syncAll)
+            #expect(try back.log.nextOffset >= last.upperBound)
+        } catch {
+            try? await cluster.stop()
+            throw error
+        }
+        try await cluster.stop()
+    }
+}
