@@ -41,9 +41,7 @@ struct Review9FollowerRetentionTests {
         try await follower.stop()
         try await primary.stop()
 
-        let lost = try SegmentLog.open(directory: directory.sub("1"))
-        try lost.truncate(after: 29)
-        try lost.close()
+        try await loseTail(of: directory.sub("1"), keepingThrough: 29)
 
         primary = Node(configuration: primaryConfiguration)
         try await primary.start()
@@ -60,9 +58,9 @@ struct Review9FollowerRetentionTests {
         } catch { caughtUp = false }
         var mismatches: [UInt64] = []
         let primaryEnd = try primary.log.nextOffset
-        for record in try allRecords(follower.log)
-        where record.offset >= primaryEnd || (try primary.log.record(at: record.offset).bytes) != record.bytes {
-            mismatches.append(record.offset)
+        for record in try allRecords(follower.log) {
+            if record.offset >= primaryEnd { mismatches.append(record.offset); continue }
+            if try primary.log.record(at: record.offset).bytes != record.bytes { mismatches.append(record.offset) }
         }
         try await follower.stop()
         try await primary.stop()
