@@ -67,10 +67,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // The minimal C loop that `append-os-8` is measured against (its floor).
+        .target(name: "CAppendFloor", dependencies: ["CLZ4", "CISAL"], path: "Benchmarks/CAppendFloor"),
         .executableTarget(
             name: "ShipLogBench",
             dependencies: [
-                "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB",
+                "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB", "CAppendFloor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
