@@ -97,7 +97,7 @@ static void *append_loop(void *argument) {
 }
 
 long append_floor_run(const char *path, int threads, long appends, const uint8_t *pool, const size_t *starts,
-                      size_t pool_count, int64_t preallocate_bytes) {
+                      size_t pool_count, int64_t preallocate_bytes, int priority_inheritance) {
     if (threads < 1 || threads > 64 || pool_count == 0) {
         errno = EINVAL;
         return -1;
@@ -118,7 +118,11 @@ long append_floor_run(const char *path, int threads, long appends, const uint8_t
         errno = code;
         return -1;
     }
-    pthread_mutex_init(&s.mutex, NULL);
+    pthread_mutexattr_t attributes;
+    pthread_mutexattr_init(&attributes);
+    if (priority_inheritance) pthread_mutexattr_setprotocol(&attributes, PTHREAD_PRIO_INHERIT);
+    pthread_mutex_init(&s.mutex, &attributes);
+    pthread_mutexattr_destroy(&attributes);
     pthread_t ids[64];
     struct worker workers[64];
     int started = 0;

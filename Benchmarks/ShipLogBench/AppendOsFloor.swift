@@ -10,7 +10,10 @@ enum AppendOsFloor {
     /// `appends` appends of `pool`'s records from `threads` threads
     /// into a fresh file at `path`, which is checked afterwards to hold exactly those batches,
     /// readable by ShipLog, and then removed. Appends per second and usage per append.
-    static func run(threads: Int, appends: Int, pool: [[UInt8]], path: String) throws -> (rate: Double, usage: UsagePerAppend) {
+    /// With `priorityInheritance` the loop's mutex is the kind `Synchronization.Mutex` is on
+    /// Linux (see `append_floor_run`).
+    static func run(threads: Int, appends: Int, pool: [[UInt8]], path: String, priorityInheritance: Bool = false) throws
+        -> (rate: Double, usage: UsagePerAppend) {
         let flat = pool.flatMap { $0 }
         let starts = pool.reduce(into: [0]) { $0.append($0.last! + $1.count) }
         let perThread = appends / threads
@@ -19,7 +22,7 @@ enum AppendOsFloor {
             made = flat.withUnsafeBufferPointer { records in
                 starts.withUnsafeBufferPointer { starts in
                     append_floor_run(path, Int32(threads), perThread * threads, records.baseAddress, starts.baseAddress,
-                                     pool.count, Int64(LogOptions().segmentBytes))
+                                     pool.count, Int64(LogOptions().segmentBytes), priorityInheritance ? 1 : 0)
                 }
             }
         }

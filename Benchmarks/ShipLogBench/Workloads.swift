@@ -229,6 +229,11 @@ final class Workloads {
         report("append-os-8", "appends_per_s", median(eightThreads.map(\.rate)), "appends/s", floor, median(floorEight.map(\.rate)))
         report(floor, "appends_per_s", median(floorEight.map(\.rate)), "appends/s", floorBaseline, median(floorOne.map(\.rate)))
         reportUsage(floor, medianUsage(floorEight), floorBaseline, medianUsage(floorOne))
+        // The same loop with Swift's kind of mutex, once (it is slow): what a hand-off costs.
+        let pi = try AppendOsFloor.run(threads: threads, appends: appends, pool: pool, path: logPath("append-os-floor-pi"),
+                                       priorityInheritance: true)
+        report("append-os-minimal-c-pi-mutex-8", "appends_per_s", pi.rate, "appends/s", floorBaseline, median(floorOne.map(\.rate)))
+        reportUsage("append-os-minimal-c-pi-mutex-8", pi.usage, floorBaseline, medianUsage(floorOne))
     }
 
     /// `appends` single-record appends at `.os` into a fresh log, split over `threads` threads:

@@ -16,7 +16,12 @@
 /// record r is the bytes of `pool` from `starts[r]` to `starts[r + 1]`) into a new file at `path`, preallocated
 /// to `preallocate_bytes` as a ShipLog segment is. Returns the appends made, or -1 with
 /// errno set if the file could not be made or a write failed.
+///
+/// With `priority_inheritance` the mutex is a PTHREAD_PRIO_INHERIT one, a FUTEX_LOCK_PI
+/// futex whose unlock hands the lock to the longest waiter, as Swift's
+/// `Synchronization.Mutex` is on Linux; otherwise a default mutex, which a running thread
+/// may take again before a woken waiter gets to it.
 long append_floor_run(const char *path, int threads, long appends, const uint8_t *pool, const size_t *starts,
-                      size_t pool_count, int64_t preallocate_bytes);
+                      size_t pool_count, int64_t preallocate_bytes, int priority_inheritance);
 
 #endif
