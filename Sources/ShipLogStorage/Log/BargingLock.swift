@@ -11,8 +11,9 @@ import Darwin
 /// (FUTEX_LOCK_PI), whose unlock hands the lock to the longest waiter. Held across a
 /// pwrite by 8 threads on 2 cores, such a hand-off goes to a thread that is asleep, so the
 /// releasing thread blocks on its next append and the lock moves at the pace of wake-ups:
-/// the minimal C loop of `append-os-8`'s floor made 0.2 of one thread's rate with a PI
-/// mutex and 1.0 with this kind (Benchmarks/README.md, "The floor for append-os-8").
+/// the minimal C loop of `append-os-8`'s floor, 8 threads against 1, made 0.2–0.4 of one
+/// thread's rate with a PI mutex and about 1.0 with this kind (Benchmarks/README.md, "The
+/// floor for append-os-8").
 final class BargingLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
