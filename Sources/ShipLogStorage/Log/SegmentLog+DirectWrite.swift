@@ -7,9 +7,9 @@
 /// mutex the appender checks that the queue is empty and no writer is busy, takes its
 /// offsets and marks the writer busy, then seals, writes and publishes as a leader does
 /// (`perform(_: WriteGroup)`). Everything else (a queue that is not empty, a busy leader, a
-/// roll) goes through the queue as before, so exclusive operations and `.fsync` appends
-/// keep their order and are never overtaken: once anything waits in the queue, direct
-/// appenders queue behind it.
+/// roll, an epoch the checkpoint file lacks) goes through the queue as before, so exclusive
+/// operations and `.fsync` appends keep their order and are never overtaken: once anything
+/// waits in the queue, direct appenders queue behind it.
 extension SegmentLog {
     private enum DirectPlan {
         case write(WriteGroup)
@@ -49,6 +49,11 @@ extension SegmentLog {
         if end > Int64(Format.segmentHeaderBytes), end + Int64(append.batch.bytes.count) > Int64(options.segmentBytes) {
             return .queue  // a roll: the queue's leader does it
         }
+        let first = state.nextOffset
+        let count = UInt64(append.batch.header.recordCount)
+        if !checkpointCovers(state.checkpoint, epoch: append.epoch, after: state.epochHistory.lastEpoch, at: first..<(first + count)) {
+            return .queue  // the epoch checkpoint must be rewritten first: the queue's leader does it
+        }
         let file: any StorageFile
         do {
             file = try state.active.handle.file()
@@ -56,8 +61,7 @@ extension SegmentLog {
             request.finish(.failure(error))
             return .finished
         }
-        let first = state.nextOffset
-        request.writtenRange = first..<(first + UInt64(append.batch.header.recordCount))
+        request.writtenRange = first..<(first + count)
         state.writerBusy = true
         return .write(WriteGroup(members: [request], pending: state.pending, file: file, position: state.flushedPosition))
     }
