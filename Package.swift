@@ -90,10 +90,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The minimal C loop that `append-os-8` is measured against (its floor).
+        .target(name: "CAppendFloor", dependencies: ["CLZ4", "CISAL"], path: "Benchmarks/CAppendFloor"),
         .executableTarget(
             name: "ShipLogBench",
             dependencies: [
-                "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB",
+                "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB", "CAppendFloor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

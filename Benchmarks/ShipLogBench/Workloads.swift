@@ -208,9 +208,13 @@ final class Workloads {
         let pool = try records(bytes: 128, count: 1024)
         var oneThread: [(rate: Double, usage: UsagePerAppend)] = []
         var eightThreads: [(rate: Double, usage: UsagePerAppend)] = []
+        var floorOne: [(rate: Double, usage: UsagePerAppend)] = []
+        var floorEight: [(rate: Double, usage: UsagePerAppend)] = []
         for _ in 0..<3 {
             oneThread.append(try appendOsRate(threads: 1, appends: appends, pool: pool))
             eightThreads.append(try appendOsRate(threads: threads, appends: appends, pool: pool))
+            floorOne.append(try AppendOsFloor.run(threads: 1, appends: appends, pool: pool, path: logPath("append-os-floor-1")))
+            floorEight.append(try AppendOsFloor.run(threads: threads, appends: appends, pool: pool, path: logPath("append-os-floor-8")))
         }
         func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
         func medianUsage(_ rounds: [(rate: Double, usage: UsagePerAppend)]) -> UsagePerAppend {
@@ -220,6 +224,16 @@ final class Workloads {
         let baseline = "append-os-1-thread"
         report("append-os-8", "appends_per_s", median(eightThreads.map(\.rate)), "appends/s", baseline, median(oneThread.map(\.rate)))
         reportUsage("append-os-8", medianUsage(eightThreads), baseline, medianUsage(oneThread))
+        // The floor (AppendOsFloor.swift): the same appends by a minimal C loop, same rounds.
+        let floor = "append-os-minimal-c-8", floorBaseline = "append-os-minimal-c-1"
+        report("append-os-8", "appends_per_s", median(eightThreads.map(\.rate)), "appends/s", floor, median(floorEight.map(\.rate)))
+        report(floor, "appends_per_s", median(floorEight.map(\.rate)), "appends/s", floorBaseline, median(floorOne.map(\.rate)))
+        reportUsage(floor, medianUsage(floorEight), floorBaseline, medianUsage(floorOne))
+        // The same loop with Swift's kind of mutex, once (it is slow): what a hand-off costs.
+        let pi = try AppendOsFloor.run(threads: threads, appends: appends, pool: pool, path: logPath("append-os-floor-pi"),
+                                       priorityInheritance: true)
+        report("append-os-minimal-c-pi-mutex-8", "appends_per_s", pi.rate, "appends/s", floorBaseline, median(floorOne.map(\.rate)))
+        reportUsage("append-os-minimal-c-pi-mutex-8", pi.usage, floorBaseline, medianUsage(floorOne))
     }
 
     /// `appends` single-record appends at `.os` into a fresh log, split over `threads` threads:

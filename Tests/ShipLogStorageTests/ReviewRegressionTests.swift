@@ -234,7 +234,9 @@ import Testing
         // A leader held in its write, three appenders queued behind it: they form one group.
         let gate = Gate()
         scripted.add(.write, pathSuffix: ".log", .hold(gate))
-        let leader = Worker { try log.append([UInt8](repeating: 2, count: 100), durability: .os) }
+        // An .fsync leader goes through the queue, so the .os appenders behind it queue too and
+        // form a group (behind an .os append's direct write they would wait for its lock instead).
+        let leader = Worker { try log.append([UInt8](repeating: 2, count: 100), durability: .fsync) }
         #expect(gate.waitForArrival())
         let members = (0..<3).map { n in
             Worker { try log.append([UInt8](repeating: UInt8(10 + n), count: 2000), durability: .os) }
@@ -279,7 +281,9 @@ extension AdversarialReviewTests {
         try log.append([UInt8](repeating: 1, count: 100), durability: .fsync)
         let gate = Gate()
         scripted.add(.write, pathSuffix: ".log", .hold(gate))
-        let leader = Worker { try log.append([UInt8](repeating: 2, count: 100), durability: .os) }
+        // An .fsync leader goes through the queue, so the .os appenders behind it queue too and
+        // form a group (behind an .os append's direct write they would wait for its lock instead).
+        let leader = Worker { try log.append([UInt8](repeating: 2, count: 100), durability: .fsync) }
         #expect(gate.waitForArrival())
         let members = (0..<3).map { n in
             Worker { try log.append([UInt8](repeating: UInt8(10 + n), count: 2000), durability: .os) }
@@ -476,7 +480,9 @@ extension AdversarialReviewTests2 {
         let big: @Sendable (UInt8) -> [UInt8] = { [UInt8](repeating: $0, count: 1500) }
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
-        let leader = Worker { try log.append(big(0), durability: .os) }
+        // An .fsync leader goes through the queue, so the .os appenders behind it queue too and
+        // form a group (behind an .os append's direct write they would wait for its lock instead).
+        let leader = Worker { try log.append(big(0), durability: .fsync) }
         #expect(gate.waitForArrival())
         let a = Worker { try log.append(big(1), durability: .fsync) }
         #expect(eventually { log.state.withLock { $0.writeQueue.count == 1 } })
@@ -505,7 +511,9 @@ extension AdversarialReviewTests2 {
         let (log, fs) = try openScriptedLog(dir, smallOptions())
         let gate = Gate()
         fs.add(.write, pathSuffix: ".log", .hold(gate))
-        let leader = Worker { try log.append(makeRecord(0), epoch: 2, durability: .os) }
+        // An .fsync leader goes through the queue, so the .os appenders behind it queue too and
+        // form a group (behind an .os append's direct write they would wait for its lock instead).
+        let leader = Worker { try log.append(makeRecord(0), epoch: 2, durability: .fsync) }
         #expect(gate.waitForArrival())
         var stray = StoredBatch(encoding: [makeRecord(9)], codec: .lz4)
         stray.seal(firstOffset: 1, leaderEpoch: 5, timestampMs: 0)  // offset 1 will be taken first

@@ -92,7 +92,7 @@ extension SegmentLog {
     }
 
     /// Why an append cannot go at `nextOffset` after `lastEpoch`, if it cannot.
-    private func refusal(of append: LogRequest.Append, state: LogState, nextOffset: UInt64, lastEpoch: UInt64) -> LogError? {
+    func refusal(of append: LogRequest.Append, state: LogState, nextOffset: UInt64, lastEpoch: UInt64) -> LogError? {
         if state.isClosed { return .closed }
         if let failure = state.failure { return .failed(cause: failure) }
         if append.epoch < lastEpoch { return .epochRegression(epoch: append.epoch, lastEpoch: lastEpoch) }

@@ -22,6 +22,8 @@ public final class SegmentLog: Sendable {
     let truncationGeneration = Atomic<UInt64>(0)
     /// Where the fdatasyncs that async appends lead run, off the tasks' threads.
     let syncQueue = DispatchQueue(label: "shiplog.group-commit")
+    /// Held by a `.os` append writing its own batch (`SegmentLog+DirectWrite.swift`).
+    let directWriteLock = BargingLock()
     private let lock: Mutex<(any FileLock)?>
     static let logger = Logger(label: "shiplog.storage")
 

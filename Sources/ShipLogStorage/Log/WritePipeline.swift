@@ -33,7 +33,13 @@ extension SegmentLog {
 
     /// Appends a batch through the pipeline; returns its offsets once `durability` is reached.
     func submit(_ append: LogRequest.Append) throws -> Range<UInt64> {
-        try drive(LogRequest(append: append), joiningQueue: true)
+        if append.durability == .os { return try submitDirect(append) }
+        return try submit(LogRequest(append: append))
+    }
+
+    /// Appends `request`'s batch through the queue.
+    func submit(_ request: LogRequest) throws -> Range<UInt64> {
+        try drive(request, joiningQueue: true)
     }
 
     /// Blocks until every offset below `target` is on disk (or the log has failed).
