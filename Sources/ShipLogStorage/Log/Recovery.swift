@@ -172,6 +172,13 @@ struct Recovery {
             var scanner = try SegmentScanner(file: previous.handle.file(), from: start, limit: previous.endPosition)
             while case .batch(let batch, _) = try scanner.next() { lastEpoch = batch.header.leaderEpoch }
         }
+        // The log reports everything it opens with as durable (a follower acks it as such), but
+        // after an unclean shutdown the active segment's tail may be in the page cache only (a
+        // process killed after `.os` appends). One fdatasync makes the claim true; sealed segments
+        // were synced when they were rolled, and a segment `cut` above was synced there.
+        if !report.cleanShutdown, let last = segments.last, report.truncatedFile != last.handle.path {
+            try last.handle.file().sync()
+        }
         return (segments, lastEpoch)
     }
 
