@@ -54,9 +54,18 @@ public final class Node: Sendable {
         }
         do {
             let running = try await startRunning()
-            phase.withLock { $0 = .running(running) }
+            // `stop()` called while starting marks the phase stopped: stop what was started.
+            let stoppedMeanwhile = phase.withLock { phase -> Bool in
+                if case .stopped = phase { return true }
+                phase = .running(running)
+                return false
+            }
+            if stoppedMeanwhile {
+                try await shutDown(running)
+                throw NodeError.notRunning(node: configuration.id)
+            }
         } catch {
-            phase.withLock { $0 = .idle }
+            phase.withLock { if case .starting = $0 { $0 = .idle } }
             throw error
         }
     }
@@ -76,15 +85,29 @@ public final class Node: Sendable {
             primaryAddress = address
         }
         let followerPrimaryAddress = primaryAddress
+        try Self.check(configuration, replication: replicationSettings)
         let log = try await NIOThreadPool.singleton.runIfActive {
             try SegmentLog.open(directory: configuration.logDirectory, options: configuration.logOptions)
+        }
+        if case .primary = configuration.role, let epoch = configuration.epoch {
+            // Records appended in an epoch the log already holds could sit at offsets a follower
+            // holds other records of that epoch at (a primary that lost its unsynced tail):
+            // epoch matching would call them equal. A new primary term needs a new epoch.
+            let last = max(log.lastEpoch, log.epochHistory.lastEpoch ?? 0)
+            guard epoch > last else {
+                try? await log.close()
+                throw NodeError.invalidConfiguration(
+                    "epoch \(epoch) is not above the log's last epoch \(last): a primary must start with a new epoch "
+                        + "(leave it unset to pick \(last + 1))")
+            }
         }
         let loop = group.next()
         let clock = NodeClock()
         let metrics = NodeMetrics(node: configuration.id)
         let tick = configuration.tickInterval ?? replication.heartbeatInterval / 4
         let factory = PipelineFactory(nodeID: configuration.id, clusterKey: configuration.clusterKey,
-                                      maxFrameBytes: replication.maxFrameBytes, logger: logger, metrics: metrics)
+                                      maxFrameBytes: replication.maxFrameBytes, handshakeTimeout: configuration.handshakeTimeout,
+                                      logger: logger, metrics: metrics)
         let logger = self.logger
 
         let setUp: EventLoopFuture<(PrimaryDriver?, FollowerDriver?, PrimaryClient?, any SessionDelegate)> = loop.submit {
@@ -192,11 +215,23 @@ public final class Node: Sendable {
     /// closes every connection and closes the log cleanly (it writes its clean-shutdown marker).
     public func stop() async throws {
         let running: Running? = phase.withLock { phase in
-            guard case .running(let running) = phase else { return nil }
-            phase = .stopped
-            return running
+            switch phase {
+            case .running(let running):
+                phase = .stopped
+                return running
+            case .starting:
+                // `start()` finishes, sees this and stops what it started.
+                phase = .stopped
+                return nil
+            case .idle, .stopped:
+                return nil
+            }
         }
         guard let running else { return }
+        try await shutDown(running)
+    }
+
+    private func shutDown(_ running: Running) async throws {
         let drained = try await running.loop.submit { () -> EventLoopFuture<Void> in
             running.client?.stop()
             running.primary?.stop()
