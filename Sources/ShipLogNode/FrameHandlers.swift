@@ -8,17 +8,30 @@ struct FrameDecodingError: Error, CustomStringConvertible {
     var description: String { "\(error.reason): \(error.message)" }
 }
 
+/// The largest frame a connection's decoder accepts now. It starts small, since before
+/// authentication only handshake frames (under 100 bytes) may arrive and a peer that proved
+/// nothing must not make the node buffer megabytes; `PeerHandler` raises it on authentication.
+/// Used on the connection's event loop only.
+final class FrameLimit {
+    /// Before authentication: room for any handshake frame (and a goodbye's message).
+    static let handshakeFrameBytes = 1024
+    var maxFrameBytes: Int
+    init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+}
+
 /// Cuts the inbound byte stream into frames. It knows nothing of the byte layout: each call
-/// asks `FrameCodec` about the readable bytes, which also enforces `maxFrameBytes` from the
-/// header alone, so a length claiming gigabytes is refused before the body is awaited.
+/// asks `FrameCodec` about the readable bytes, which also enforces the current frame limit from
+/// the header alone, so a length claiming gigabytes is refused before the body is awaited.
 final class FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = Frame
-    let maxFrameBytes: Int
+    let limit: FrameLimit
 
-    init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
+    init(maxFrameBytes: Int) { self.limit = FrameLimit(maxFrameBytes: maxFrameBytes) }
+    init(limit: FrameLimit) { self.limit = limit }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let maxFrameBytes = self.maxFrameBytes
+        // Read on every call: the frame that authenticates the peer raises it for the next one.
+        let maxFrameBytes = limit.maxFrameBytes
         let result = buffer.withUnsafeReadableBytes { FrameCodec.decode($0, maxFrameBytes: maxFrameBytes) }
         switch result {
         case .frame(let frame, let consumed):

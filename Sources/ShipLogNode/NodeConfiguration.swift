@@ -57,6 +57,9 @@ public struct NodeConfiguration: Sendable {
     public var tickInterval: Duration?
     /// Reconnect delays of a follower after losing its primary: doubling from the first to the last.
     public var reconnectBackoff: ClosedRange<Duration> = .milliseconds(50) ... .seconds(1)
+    /// A connection whose peer has not proved the cluster key within this long is closed, so
+    /// peers without the key cannot hold connections open (until then frames are limited to 1 KiB).
+    public var handshakeTimeout: Duration = .seconds(5)
 
     public init(id: NodeID, logDirectory: String, clusterKey: [UInt8], role: Role) {
         self.id = id

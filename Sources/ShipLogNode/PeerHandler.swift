@@ -32,8 +32,17 @@ final class PeerHandler: ChannelInboundHandler {
     private let logger: Logger
     private let metrics: NodeMetrics
     private var peerDescription = "unknown peer"
+    /// The decoder's limit, raised to `maxFrameBytes` once the peer has proved the key.
+    private let frameLimit: FrameLimit
+    private let maxFrameBytes: Int
+    private let handshakeTimeout: Duration
+    private var handshakeDeadline: Scheduled<Void>?
 
-    init(connection: ConnectionID, handshake: Handshake, delegate: any SessionDelegate, logger: Logger, metrics: NodeMetrics) {
+    init(connection: ConnectionID, handshake: Handshake, delegate: any SessionDelegate, logger: Logger, metrics: NodeMetrics,
+         frameLimit: FrameLimit, maxFrameBytes: Int, handshakeTimeout: Duration) {
+        self.frameLimit = frameLimit
+        self.maxFrameBytes = maxFrameBytes
+        self.handshakeTimeout = handshakeTimeout
         self.connection = connection
         self.state = .handshaking(handshake)
         self.delegate = delegate
@@ -44,6 +53,14 @@ final class PeerHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         peerDescription = context.remoteAddress.map { "\($0)" } ?? "unknown peer"
         guard case .handshaking(var handshake) = state else { return }
+        // Slowloris: a peer that never finishes the handshake must not hold the connection.
+        let timeout = handshakeTimeout
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        handshakeDeadline = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds * 1_000_000))) {
+            let (handler, context) = loopBound.value
+            guard case .handshaking = handler.state else { return }
+            handler.close(context: context, reason: .authenticationFailed, message: "not authenticated within \(timeout)")
+        }
         let actions = handshake.start()
         state = .handshaking(handshake)
         perform(actions, context: context)
@@ -72,6 +89,9 @@ final class PeerHandler: ChannelInboundHandler {
             case .authenticated(let peer):
                 guard case .handshaking = state else { continue }
                 state = .authenticated(peer)
+                handshakeDeadline?.cancel()
+                handshakeDeadline = nil
+                frameLimit.maxFrameBytes = maxFrameBytes
                 logger.debug("authenticated", metadata: ["peer": "\(peer)", "address": "\(peerDescription)", "connection": "\(connection.rawValue)"])
                 delegate.sessionAuthenticated(connection, peer: peer, channel: context.channel)
             case .close(let reason, let message):
@@ -100,6 +120,8 @@ final class PeerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
         if case .authenticated = state { delegate.sessionClosed(connection) }
         state = .closed
         context.fireChannelInactive()

@@ -104,16 +104,20 @@ struct PipelineFactory: Sendable {
     var nodeID: NodeID
     var clusterKey: [UInt8]
     var maxFrameBytes: Int
+    /// A connection not authenticated within this long is closed.
+    var handshakeTimeout: Duration
     var logger: Logger
     var metrics: NodeMetrics
 
     func install(on channel: any Channel, connection: ConnectionID, side: Handshake.Side, allowedPeers: Set<NodeID>?,
                  delegate: any SessionDelegate) throws {
         let handshake = Handshake(side: side, nodeID: nodeID, clusterKey: clusterKey, nonce: makeNonce(), allowedPeers: allowedPeers)
+        let limit = FrameLimit(maxFrameBytes: min(maxFrameBytes, FrameLimit.handshakeFrameBytes))
         try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)),
+            ByteToMessageHandler(FrameDecoder(limit: limit)),
             MessageToByteHandler(FrameEncoder()),
-            PeerHandler(connection: connection, handshake: handshake, delegate: delegate, logger: logger, metrics: metrics),
+            PeerHandler(connection: connection, handshake: handshake, delegate: delegate, logger: logger, metrics: metrics,
+                        frameLimit: limit, maxFrameBytes: maxFrameBytes, handshakeTimeout: handshakeTimeout),
         ])
     }
 }
