@@ -50,7 +50,12 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     }
 
     static func logEnd(_ log: SegmentLog) -> LogEnd {
-        LogEnd(nextOffset: log.nextOffset, lastEpoch: log.epochHistory.lastEpoch)
+        let history = log.epochHistory
+        let next = log.nextOffset
+        // The start is sent only when it is below the end (a history the log is ahead of, or an
+        // empty log after a reset, says nothing reliable).
+        let start = history.entries.last.map(\.startOffset).flatMap { $0 < next ? $0 : nil }
+        return LogEnd(nextOffset: next, lastEpoch: history.lastEpoch, lastEpochStart: history.lastEpoch == nil ? nil : start)
     }
 
     static func knownEpoch(_ log: SegmentLog) -> UInt64 {
@@ -101,7 +106,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             guard let other = others[connection] else { return }
             switch frame {
             case .statusRequest:
-                other.channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
+                replyToStatusRequest(on: other.channel) { status() }
             case .goodbye:
                 other.channel.close(promise: nil)
             default:
@@ -150,8 +155,10 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                 startSync()
             case .truncate(let nextOffset):
                 enqueueLogWork { [log] in
-                    if nextOffset == 0 {
-                        try await log.reset(startingAt: 0)
+                    if nextOffset <= log.firstOffset {
+                        // Nothing this log holds survives the cut (its own retention removed what
+                        // the cut would keep): empty it there; the primary then decides afresh.
+                        try await log.reset(startingAt: nextOffset)
                     } else {
                         try await log.truncate(after: nextOffset - 1)
                     }

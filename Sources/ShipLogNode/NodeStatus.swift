@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import ShipLogProtocol
 
 /// A node's state as `Node.status()` returns it and `statusReply` carries it (as JSON: the
@@ -70,4 +71,12 @@ extension NodeStatus.Follower {
                   durable: status.progress.durable, lagRecords: status.lagRecords, lagBytes: status.lagBytes,
                   lagMilliseconds: status.lag.milliseconds)
     }
+}
+
+/// Answers a `statusRequest` unless the channel is not writable: then earlier replies are still
+/// unsent because the peer is not reading them, and a peer that keeps asking must not grow the
+/// node's outbound buffer without bound. The request is dropped; the peer asks again later.
+func replyToStatusRequest(on channel: any Channel, _ status: () -> NodeStatus) {
+    guard channel.isWritable else { return }
+    channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
 }

@@ -130,7 +130,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             guard !stopped, let session = sessions[connection] else { return }
             switch frame {
             case .statusRequest:
-                session.channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
+                replyToStatusRequest(on: session.channel) { status() }
                 return
             case .goodbye(let goodbye):
                 logger.info("peer says goodbye: \(goodbye.message)", metadata: ["peer": "\(session.peer)", "reason": "\(goodbye.reason)"])

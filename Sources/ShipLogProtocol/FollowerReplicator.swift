@@ -38,6 +38,9 @@ public struct FollowerReplicator: Sendable {
     /// The primary's log end from its last heartbeat.
     public private(set) var primaryNextOffset: UInt64 = 0
     public private(set) var lastHeardFromPrimary: Duration? = nil
+    /// Since when this side has been waiting on the primary (its last frame, or the `follow`
+    /// sent after local work): `tick` closes the connection once that exceeds `primaryTimeout`.
+    var waitingSince: Duration? = nil
     /// The log as last reported written.
     public private(set) var logEnd: LogEnd
     var phase: Phase = .disconnected
@@ -74,19 +77,22 @@ public struct FollowerReplicator: Sendable {
         phase = .connected
         lastAck = nil
         lastHeardFromPrimary = now
-        return followIfIdle()
+        waitingSince = now
+        return followIfIdle(now: now)
     }
 
-    mutating func followIfIdle() -> [Action] {
+    mutating func followIfIdle(now: Duration) -> [Action] {
         guard phase == .connected, appendsOutstanding == 0, !cutOutstanding else { return [] }
         assert(received == logEnd.nextOffset)
         phase = .awaitingReply
+        waitingSince = now
         return [.send(.follow(.init(logEnd: logEnd, knownEpoch: knownEpoch)))]
     }
 
     public mutating func received(_ frame: Frame, now: Duration) -> [Action] {
         guard phase != .disconnected, phase != .closed else { return [] }
         lastHeardFromPrimary = now
+        waitingSince = now
         switch frame {
         case .followReply(let reply):
             guard phase == .awaitingReply else { return close(.unexpectedFrame, "follow reply while \(phase)") }
@@ -131,6 +137,11 @@ public struct FollowerReplicator: Sendable {
                 guard header.leaderEpoch <= batches.epoch, header.leaderEpoch >= (lastEpoch ?? 0) else {
                     return close(.staleEpoch, "batch \(i) epoch \(header.leaderEpoch) after \(lastEpoch ?? 0), frame \(batches.epoch)")
                 }
+                // The CRC is checked here, before `received` counts the batch: at ack level
+                // `received` the ack below would otherwise vouch for bytes the log then refuses.
+                guard (try? StoredBatch(bytes: bytes)) != nil else {
+                    return close(.corruptBatch, "batch \(i) of a batches frame (offsets \(header.firstOffset)..<\(header.nextOffset)) fails its CRC")
+                }
                 next = header.nextOffset
                 lastEpoch = header.leaderEpoch
             }
@@ -169,17 +180,19 @@ public struct FollowerReplicator: Sendable {
         var actions: [Action] = []
         if configuration.ackLevel == .durable { actions += requestSync() }
         if phase == .streaming { actions += ackIfChanged() }
-        return actions + followIfIdle()
+        return actions + followIfIdle(now: now)
     }
 
     /// The append failed (a CRC mismatch or a write error): the connection closes, and the next
     /// connection starts again from what the log has.
+    /// A report after this machine has already closed the connection (it found the damage
+    /// first) repeats the close, which the shell may carry out again harmlessly.
     public mutating func appendFailed(_ message: String, now: Duration) -> [Action] {
-        precondition(appendsOutstanding > 0, "appendFailed without an append outstanding")
-        appendsOutstanding -= 1
+        precondition(appendsOutstanding > 0 || phase == .closed, "appendFailed without an append outstanding")
+        if appendsOutstanding > 0 { appendsOutstanding -= 1 }
         received = logEnd.nextOffset
         receivedEpoch = logEnd.lastEpoch
-        guard phase != .disconnected, phase != .closed else { return followIfIdle() }
+        guard phase != .disconnected else { return followIfIdle(now: now) }
         return close(.corruptBatch, "appending the primary's batches failed: \(message)")
     }
 
@@ -210,7 +223,7 @@ public struct FollowerReplicator: Sendable {
         durable = min(durable, logEnd.nextOffset)
         if logEnd.lastEpoch == nil { durable = logEnd.nextOffset }
         if phase == .cutting { phase = .connected }
-        return followIfIdle()
+        return followIfIdle(now: now)
     }
 
     public mutating func disconnected(now: Duration) -> [Action] {
@@ -219,7 +232,15 @@ public struct FollowerReplicator: Sendable {
         return []
     }
 
-    public mutating func tick(now: Duration) -> [Action] { [] }
+    /// Closes a connection whose primary has been silent for longer than `primaryTimeout` while
+    /// this side waited on it (a follow reply, batches or heartbeats): a primary whose host died
+    /// or whose network dropped without a FIN leaves the socket open, and only this notices it.
+    /// Time spent on local work (appends, cuts) does not count.
+    public mutating func tick(now: Duration) -> [Action] {
+        guard phase == .streaming || phase == .awaitingReply, let since = waitingSince,
+              now - since > configuration.primaryTimeout else { return [] }
+        return close(.primaryTimeout, "nothing from the primary for \(now - since) (primaryTimeout \(configuration.primaryTimeout))")
+    }
 
     mutating func ackIfChanged() -> [Action] {
         let current = progress

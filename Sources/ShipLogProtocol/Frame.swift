@@ -147,4 +147,6 @@ public enum CloseReason: UInt16, Sendable, Equatable {
     case duplicateFollower = 10
     case protocolVersion = 11
     case localFailure = 12
+    /// A follower heard nothing from its primary for `primaryTimeout`.
+    case primaryTimeout = 13
 }

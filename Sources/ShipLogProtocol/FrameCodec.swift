@@ -60,8 +60,9 @@ public enum FrameCodec {
             w.shortBytes(p.mac)
         case .follow(let f):
             w.u64(f.logEnd.nextOffset)
-            w.u8(f.logEnd.lastEpoch == nil ? 0 : 1)
+            w.u8(f.logEnd.lastEpoch == nil ? 0 : f.logEnd.lastEpochStart == nil ? 1 : 2)
             w.u64(f.logEnd.lastEpoch ?? 0)
+            w.u64(f.logEnd.lastEpochStart ?? 0)
             w.u64(f.knownEpoch)
         case .followReply(let r):
             w.u8(r.kind.rawValue); w.u64(r.offset); w.u64(r.epoch)

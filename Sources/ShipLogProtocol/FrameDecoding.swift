@@ -72,12 +72,19 @@ enum FrameDecoding {
             let next: UInt64 = try r.integer("next offset")
             let flagAt = r.position
             let hasEpoch: UInt8 = try r.integer("has last epoch")
-            guard hasEpoch <= 1 else { throw r.error("has last epoch", "value \(hasEpoch), must be 0 or 1", at: flagAt) }
+            guard hasEpoch <= 2 else { throw r.error("has last epoch", "value \(hasEpoch), must be 0, 1 or 2", at: flagAt) }
             let epochAt = r.position
             let lastEpoch: UInt64 = try r.integer("last epoch")
-            guard hasEpoch == 1 || lastEpoch == 0 else { throw r.error("last epoch", "must be 0 when absent", at: epochAt) }
+            guard hasEpoch >= 1 || lastEpoch == 0 else { throw r.error("last epoch", "must be 0 when absent", at: epochAt) }
+            let startAt = r.position
+            let start: UInt64 = try r.integer("last epoch start")
+            guard hasEpoch == 2 || start == 0 else { throw r.error("last epoch start", "must be 0 when absent", at: startAt) }
+            guard hasEpoch < 2 || start < next else {
+                throw r.error("last epoch start", "\(start) is not below the next offset \(next)", at: startAt)
+            }
             let known: UInt64 = try r.integer("known epoch")
-            return .follow(.init(logEnd: LogEnd(nextOffset: next, lastEpoch: hasEpoch == 1 ? lastEpoch : nil), knownEpoch: known))
+            let end = LogEnd(nextOffset: next, lastEpoch: hasEpoch >= 1 ? lastEpoch : nil, lastEpochStart: hasEpoch == 2 ? start : nil)
+            return .follow(.init(logEnd: end, knownEpoch: known))
         case .followReply:
             let kindByte: UInt8 = try r.integer("kind")
             guard let kind = Frame.FollowReply.Kind(rawValue: kindByte) else {

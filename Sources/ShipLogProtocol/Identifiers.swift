@@ -19,9 +19,16 @@ public struct LogEnd: Equatable, Sendable {
     public var nextOffset: UInt64
     /// The epoch of the last batch; nil when the log holds no batch.
     public var lastEpoch: UInt64?
-    public init(nextOffset: UInt64, lastEpoch: UInt64?) {
+    /// Where `lastEpoch` starts in this log (its epoch history's last entry); nil when unknown.
+    /// A primary that does not have the follower's last epoch knows from it that every record
+    /// from there on is not its own, and cuts there in one step (format.md §11.4).
+    public var lastEpochStart: UInt64?
+    public init(nextOffset: UInt64, lastEpoch: UInt64?, lastEpochStart: UInt64? = nil) {
+        precondition(lastEpochStart == nil || (lastEpoch != nil && lastEpochStart! < nextOffset),
+                     "last epoch start \(lastEpochStart.map(String.init) ?? "nil") needs a last epoch and must be below \(nextOffset)")
         self.nextOffset = nextOffset
         self.lastEpoch = lastEpoch
+        self.lastEpochStart = lastEpochStart
     }
 }
 

@@ -22,6 +22,14 @@ extension PrimaryReplicator {
             return (.reset, log.firstOffset)
         }
         var target = min(n, end)
+        // The follower's records of `e` below where the primary's `e` starts (all of them when
+        // the primary never had `e`) are not the primary's: cut them in this one step (KIP-279's
+        // point: without it the follower is cut only to where the primary's older epoch ends,
+        // and the next round, finding no cut that shortens it, resets the whole log).
+        if let s = follower.lastEpochStart {
+            let primaryStart = entries.first(where: { $0.epoch == e })?.startOffset ?? UInt64.max
+            if s < primaryStart { target = min(target, s) }
+        }
         if target >= n {
             // The primary's epoch below `e` runs past the follower's end: the follower's records of
             // `e` there are not the primary's. Cut to where that epoch starts and compare again.

@@ -37,6 +37,11 @@ public struct ReplicationConfiguration: Equatable, Sendable {
     public var inSyncLagTimeout: Duration = .seconds(10)
     /// Between heartbeats from the primary to each follower.
     public var heartbeatInterval: Duration = .milliseconds(100)
+    /// A follower closes its connection (and the shell reconnects) when the primary has sent
+    /// nothing for this long while it streams or waits for a follow reply. The default is 30
+    /// heartbeats at the default interval: far above scheduling or GC pauses, short enough that a
+    /// follower of a vanished primary reconnects within seconds. Must exceed `heartbeatInterval`.
+    public var primaryTimeout: Duration = .seconds(3)
     /// Stored bytes shipped to one follower and not yet acknowledged as received; beyond this
     /// the primary stops shipping to it, so a slow follower costs no memory (it is read from disk later).
     public var maxInFlightBytesPerFollower: Int = 8 << 20

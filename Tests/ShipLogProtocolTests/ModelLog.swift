@@ -22,7 +22,8 @@ struct ModelLog: Equatable {
 
     var nextOffset: UInt64 { batches.last.map { header($0).nextOffset } ?? firstOffset }
     var lastEpoch: UInt64? { batches.last.map { header($0).leaderEpoch } }
-    var end: LogEnd { LogEnd(nextOffset: nextOffset, lastEpoch: lastEpoch) }
+    /// Where the log ends, with where its last epoch starts, as FollowerDriver reports it.
+    var end: LogEnd { LogEnd(nextOffset: nextOffset, lastEpoch: lastEpoch, lastEpochStart: epochs.entries.last?.startOffset) }
     var epochs: EpochHistory {
         var history = EpochHistory()
         for batch in batches { let h = header(batch); history.record(epoch: h.leaderEpoch, startOffset: h.firstOffset) }
