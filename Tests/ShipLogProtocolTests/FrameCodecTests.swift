@@ -84,7 +84,7 @@ func sampleFrames(_ n: [UInt64], _ blob: [UInt8]) -> [Frame] {
         #expect(blocks.first == FrameCodec.encode(hello))
         let follow = Frame.follow(.init(logEnd: LogEnd(nextOffset: 12, lastEpoch: 2, lastEpochStart: 8), knownEpoch: 3))
         #expect(blocks.dropFirst().first == FrameCodec.encode(follow))
-        #expect(FrameCodec.decode(FrameCodec.encode(follow), maxFrameBytes: maxFrame) == .frame(follow, consumed: 37))
+        #expect(FrameCodec.decode(FrameCodec.encode(follow), maxFrameBytes: maxFrame) == .frame(follow, consumed: 38))
         #expect(blocks.last == FrameCodec.encode(frame))
         #expect(FrameCodec.decode(blocks.last ?? [], maxFrameBytes: maxFrame) == .frame(frame, consumed: 87))
     }
