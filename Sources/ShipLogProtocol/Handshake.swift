@@ -91,7 +91,7 @@ public struct Handshake: Sendable {
             let expected = Self.mac(key: key, label: Self.listenerLabel, first: nonce, second: challenge.nonce,
                                     connector: nodeID, listener: challenge.nodeID)
             guard Self.constantTimeEqual(expected, challenge.mac) else {
-                return close(.authenticationFailed, "\(challenge.nodeID) did not prove the cluster key")
+                return close(.authenticationFailed, "\(challenge.nodeID) did not prove the cluster key: the two nodes' cluster keys differ")
             }
             state = .authenticated(challenge.nodeID)
             let proof = Self.mac(key: key, label: Self.connectorLabel, first: challenge.nonce, second: nonce,
@@ -101,7 +101,7 @@ public struct Handshake: Sendable {
             let expected = Self.mac(key: key, label: Self.connectorLabel, first: nonce, second: peerNonce,
                                     connector: peer, listener: nodeID)
             guard proof.mac.count == FrameCodec.macBytes, Self.constantTimeEqual(expected, proof.mac) else {
-                return close(.authenticationFailed, "\(peer) did not prove the cluster key")
+                return close(.authenticationFailed, "\(peer) did not prove the cluster key: the two nodes' cluster keys differ")
             }
             state = .authenticated(peer)
             return [.authenticated(peer: peer)]

@@ -36,7 +36,7 @@ func shake(connectorKey: [UInt8], listenerKey: [UInt8], allowed: Set<NodeID>? = 
 
     @Test func aWrongKeyFailsOnTheConnectorFirst() {
         let (c, l) = shake(connectorKey: key, listenerKey: Array("another key".utf8))
-        #expect(c.last == .close(.authenticationFailed, message: "node 1 did not prove the cluster key"))
+        #expect(c.last == .close(.authenticationFailed, message: "node 1 did not prove the cluster key: the two nodes' cluster keys differ"))
         #expect(!l.contains(.authenticated(peer: NodeID(2))))
     }
 
