@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found through pkg-config (see scripts/install-deps).
@@ -48,8 +52,19 @@ let package = Package(
                 "ShipLogStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // The SwiftNIO shell around the replication state machines, and the embeddable `Node`.
+        .target(
+            name: "ShipLogNode",
+            dependencies: [
+                "ShipLogProtocol", "ShipLogStorage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The facade applications link.
-        .target(name: "ShipLog", dependencies: ["ShipLogStorage"]),
+        .target(name: "ShipLog", dependencies: ["ShipLogStorage", "ShipLogNode"]),
 
         // Child process for the crash-consistency test: appends with fsync and is SIGKILLed.
         .executableTarget(
@@ -65,6 +80,14 @@ let package = Package(
             dependencies: [
                 "ShipLogStorage", "CLinuxPipe", "CJSONLines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ShipLogNode", "ShipLogProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         .executableTarget(
@@ -88,6 +111,14 @@ let package = Package(
                 "ShipLog", "ShipLogStorage", "ShipLogCrashWriter", "ShipLogTool", "CJSONLines", "CLinuxPipe",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
+        .testTarget(
+            name: "ShipLogNodeTests",
+            dependencies: [
+                "ShipLogNode", "ShipLogProtocol", "ShipLogStorage", "ShipLogTool",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
     ]
 )

@@ -16,11 +16,16 @@ struct RepairPlan {
         case cut(file: String, at: Int64, lostBytes: Int64, fromOffset: UInt64?, reason: String)
         /// A sealed segment's missing or damaged index, rewritten from a scan of the segment.
         case rebuildIndex(baseOffset: UInt64, segmentBytes: Int64, file: String)
+        /// The epoch checkpoint, rewritten from the batch headers the repair keeps (format.md
+        /// §12): last, after every cut, so it names exactly the epochs left.
+        case rebuildEpochCheckpoint(file: String, history: EpochHistory, reason: String)
 
         /// Whether records go: everything but an index rebuild, which only rewrites a cache.
         var changesData: Bool {
-            if case .rebuildIndex = self { return false }
-            return true
+            switch self {
+            case .rebuildIndex, .rebuildEpochCheckpoint: return false
+            case .remove, .cut: return true
+            }
         }
 
         var description: String {
@@ -31,6 +36,8 @@ struct RepairPlan {
                 return "cut \(file) at byte \(at): drop \(lost) bytes of data\(offset.map { " (offsets from \($0) on)" } ?? "") — \(reason)"
             case .rebuildIndex(_, _, let file):
                 return "rebuild \(file)"
+            case .rebuildEpochCheckpoint(let file, let history, let reason):
+                return "rebuild \(file) from the batches (\(Verification.describe(history))) — \(reason)"
             }
         }
     }
@@ -68,6 +75,27 @@ struct RepairPlan {
             append(.rebuildIndex(baseOffset: segment.baseOffset, segmentBytes: segment.validBytes,
                                  file: inspector.indexPath(segment.baseOffset)))
         }
+        appendEpochCheckpoint(result, inspector: inspector)
+    }
+
+    /// The epochs left once the data actions are done: the walk's, cut where the first
+    /// removed offset is.
+    private mutating func appendEpochCheckpoint(_ result: Verification, inspector: LogInspector) {
+        var history = result.epochHistory
+        var reason = result.epochProblem?.reason
+        let removedFrom = actions.compactMap { action -> UInt64? in
+            switch action {
+            case .remove(_, _, let offset, _): return offset
+            case .cut(_, _, _, let offset, _): return offset
+            case .rebuildIndex, .rebuildEpochCheckpoint: return nil
+            }
+        }.min()
+        if let removedFrom {
+            history.truncate(toNextOffset: removedFrom)
+            reason = reason ?? "the repair removes offsets from \(removedFrom) on"
+        }
+        guard let reason else { return }
+        append(.rebuildEpochCheckpoint(file: inspector.epochCheckpointPath, history: history, reason: reason))
     }
 
     private mutating func append(_ action: Action) {
@@ -75,7 +103,7 @@ struct RepairPlan {
         switch action {
         case .remove(let file, _, _, _), .cut(let file, _, _, _, _):
             touchedFiles += [file, RepairPlan.indexPath(ofSegment: file)]
-        case .rebuildIndex(_, _, let file):
+        case .rebuildIndex(_, _, let file), .rebuildEpochCheckpoint(let file, _, _):
             touchedFiles.append(file)
         }
     }

@@ -48,6 +48,10 @@ struct RepairRun {
                     try segment.sync()
                     try fs.syncDirectory(directory)
                 })
+            case .rebuildEpochCheckpoint(_, let history, _):
+                steps.append(Step(description: action.description, changesData: false) {
+                    try inspector.writeEpochCheckpoint(history)  // synced, renamed, directory synced
+                })
             case .rebuildIndex(let base, let bytes, _):
                 steps.append(Step(description: action.description, changesData: false) {
                     try inspector.rebuildIndex(segment: base, segmentBytes: bytes)

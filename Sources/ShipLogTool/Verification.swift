@@ -91,10 +91,15 @@ struct Verification {
     /// A writer held the log while it was read: see `LogWalk`.
     var live = false
     var liveTail: LiveTail?
+    /// The epochs of the intact batches, as the walk found them (format.md §12).
+    var epochHistory = EpochHistory()
+    /// The epoch checkpoint disagrees with the batches (checked when the data is intact and
+    /// no writer holds the log).
+    var epochProblem: Problem?
     /// Sealed segments whose index file is missing or damaged. The active segment's index
     /// is written when it is sealed or the log closes, so its absence is normal.
     var indexProblems: [SegmentReport] { segments.filter { !$0.active && $0.index != "ok" } }
-    var isHealthy: Bool { problems.isEmpty && indexProblems.isEmpty && misnamedSegments.isEmpty }
+    var isHealthy: Bool { problems.isEmpty && indexProblems.isEmpty && misnamedSegments.isEmpty && epochProblem == nil }
     var totals: Totals { Totals(segments, healthy: isHealthy) }
 
     init(_ inspector: LogInspector, lockHeldHere: Bool = false, progress: Progress?) throws {
@@ -123,6 +128,11 @@ struct Verification {
                                             reason: reason, tornTail: false))
                 }
                 report?.add(batch, at: position)
+                // Only up to the first damage, which a repair cuts at (an epoch or offset
+                // going back is damage the walk reports before the batch).
+                if problems.isEmpty {
+                    epochHistory.record(epoch: batch.header.leaderEpoch, startOffset: batch.header.firstOffset)
+                }
                 progress?.advance(by: Int64(batch.header.totalBytes))
             case .segmentEnd(let fileBytes):
                 if var finished = report {
@@ -136,5 +146,38 @@ struct Verification {
         }
         live = walk.live
         liveTail = walk.liveTail
+        if problems.isEmpty, !live { epochProblem = try checkEpochCheckpoint(inspector) }
+    }
+
+    /// Compares the checkpoint, cut to the log's offsets as recovery cuts it, with the
+    /// epochs of the batches. A checkpoint naming epochs past the end is what a crash
+    /// leaves and open reconciles: not a problem. A missing one is, once the log holds a
+    /// batch, because the writer writes it before the first.
+    private func checkEpochCheckpoint(_ inspector: LogInspector) throws -> Problem? {
+        let withBatches = segments.filter { $0.firstOffset != nil }
+        let path = inspector.epochCheckpointPath
+        guard let first = withBatches.first?.firstOffset, let last = withBatches.last?.lastOffset else {
+            if case .failure(let failure)? = try inspector.epochCheckpoint() {
+                return Problem(file: path, position: 0, offset: nil, reason: "epoch checkpoint damaged: \(failure)", tornTail: false)
+            }
+            return nil
+        }
+        switch try inspector.epochCheckpoint() {
+        case nil:
+            return Problem(file: path, position: 0, offset: nil, reason: "epoch checkpoint missing", tornTail: false)
+        case .failure(let failure)?:
+            return Problem(file: path, position: 0, offset: nil, reason: "epoch checkpoint damaged: \(failure)", tornTail: false)
+        case .success(let stored)?:
+            let reconciled = stored.reconciled(firstOffset: first, nextOffset: last + 1)
+            guard reconciled != epochHistory else { return nil }
+            return Problem(file: path, position: 0, offset: nil,
+                           reason: "epoch checkpoint names \(Self.describe(reconciled)), the batches hold \(Self.describe(epochHistory))",
+                           tornTail: false)
+        }
+    }
+
+    static func describe(_ history: EpochHistory) -> String {
+        history.entries.isEmpty ? "no epochs"
+            : history.entries.map { "epoch \($0.epoch) from \($0.startOffset)" }.joined(separator: ", ")
     }
 }

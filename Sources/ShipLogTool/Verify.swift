@@ -30,7 +30,8 @@ struct Verify: ParsableCommand {
                 var totals: Totals
             }
             printJSON(Output(healthy: result.isHealthy, live: result.live, live_tail: result.liveTail,
-                             segments: result.segments, problems: result.misnamedSegments + result.problems,
+                             segments: result.segments,
+                             problems: result.misnamedSegments + result.problems + (result.epochProblem.map { [$0] } ?? []),
                              warnings: result.strayFiles,
                              indexes_to_rebuild: result.indexProblems.map { inspector.indexPath($0.baseOffset) },
                              totals: result.totals))
@@ -46,6 +47,7 @@ struct Verify: ParsableCommand {
             if let tail = result.liveTail { print(tail.description) }
             for stray in result.strayFiles { print("WARNING \(stray) (left alone)") }
             for problem in result.misnamedSegments + result.problems { print("PROBLEM \(problem)") }
+            if let problem = result.epochProblem { print("PROBLEM \(problem) (shiplog repair rebuilds it)") }
             for s in result.indexProblems { print("PROBLEM \(inspector.indexPath(s.baseOffset)): index \(s.index)") }
             let t = result.totals
             print("total: \(t.segments) segments, \(t.batches) batches, \(t.records) records, \(offsetRange(t.firstOffset, t.lastOffset)), "

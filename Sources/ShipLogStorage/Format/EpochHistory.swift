@@ -60,3 +60,39 @@ public struct EpochHistory: Equatable, Sendable {
         entries.last(where: { $0.startOffset <= offset })?.epoch
     }
 }
+
+extension EpochHistory {
+    /// The history of a log holding offsets `firstOffset..<nextOffset` whose batches are those
+    /// this history describes, cut at both ends: empty for an empty log, else without the
+    /// epochs that start at or after `nextOffset` and with the first kept epoch starting at
+    /// `firstOffset`. A checkpoint written ahead of the log (an epoch change whose batch was
+    /// lost in a crash, a truncate or retention not yet written to it) reconciles this way.
+    public func reconciled(firstOffset: UInt64, nextOffset: UInt64) -> EpochHistory {
+        guard firstOffset < nextOffset else { return EpochHistory() }
+        var history = self
+        history.truncate(toNextOffset: nextOffset)
+        history.trimFront(firstOffset: firstOffset)
+        return history
+    }
+
+    /// The entries whose start offset lies in `range`.
+    public func entries(startingIn range: Range<UInt64>) -> ArraySlice<Entry> {
+        let low = entries.partitioningIndex { $0.startOffset >= range.lowerBound }
+        let high = entries.partitioningIndex { $0.startOffset >= range.upperBound }
+        return entries[low..<max(low, high)]
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `predicate`, for a predicate that is false
+    /// then true along the array (binary search); `count` when none does.
+    func partitioningIndex(where predicate: (Element) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if predicate(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}

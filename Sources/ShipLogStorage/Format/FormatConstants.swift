@@ -20,6 +20,11 @@ public enum Format {
     /// format.md §1: the directory identity file.
     public static let directoryMagic: [UInt8] = Array("SHIPDIR\0".utf8)
     public static let directoryFileBytes = 16
+    /// format.md §12: the epoch checkpoint, at its own version 1. The entry count is
+    /// bounded so a damaged count can never make a reader allocate more.
+    public static let epochCheckpointMagic: [UInt8] = Array("SHIPEPO\0".utf8)
+    public static let epochCheckpointVersion: UInt32 = 1
+    public static let epochCheckpointEntriesMax = 1 << 20
 
     /// format.md §7: the version this code reads and writes in every file header but the
     /// index file's.
@@ -37,6 +42,7 @@ public enum Format {
     public static let indexSuffix = ".index"
     public static let temporarySuffix = ".tmp"
     public static let cleanMarkerName = "CLEAN"
+    public static let epochCheckpointName = "EPOCHS"
     public static let directoryFileName = "SHIPLOG"
     public static let lockFileName = "LOCK"
     public static let offsetDigits = 20

@@ -42,7 +42,7 @@ public struct LogInspector: Sendable {
     }
 
     private static func foreignFiles(_ names: [String], segments: Set<UInt64>) -> [ForeignFile] {
-        let known: Set<String> = [Format.directoryFileName, Format.lockFileName, Format.cleanMarkerName]
+        let known: Set<String> = [Format.directoryFileName, Format.lockFileName, Format.cleanMarkerName, Format.epochCheckpointName]
         var foreign: [ForeignFile] = []
         for name in names.sorted() {
             if known.contains(name) || name.hasSuffix(Format.temporarySuffix) || Format.baseOffset(ofSegmentName: name) != nil {
@@ -71,6 +71,21 @@ public struct LogInspector: Sendable {
     }
 
     public func segmentPath(_ baseOffset: UInt64) -> String { files.segmentPath(baseOffset) }
+    public var epochCheckpointPath: String { directory + "/" + Format.epochCheckpointName }
+
+    /// The epoch checkpoint file (format.md §12) as it is: nil when there is none, a
+    /// failure when it cannot be decoded. Reads only.
+    public func epochCheckpoint() throws -> Result<EpochHistory, EpochCheckpoint.DecodeFailure>? {
+        guard files.fileSystem.fileSize(epochCheckpointPath) != nil else { return nil }
+        return try SegmentLog.readWholeFile(epochCheckpointPath, fileSystem: files.fileSystem)
+            .withUnsafeBytes { EpochCheckpoint.decode($0) }
+    }
+
+    /// Writes the epoch checkpoint durably (temporary file, sync, rename, directory sync),
+    /// for `shiplog repair`, which holds the log's lock.
+    public func writeEpochCheckpoint(_ history: EpochHistory) throws {
+        try SegmentLog.writeDurably(EpochCheckpoint.encoded(history), to: epochCheckpointPath, in: files)
+    }
     public func indexPath(_ baseOffset: UInt64) -> String { files.indexPath(baseOffset) }
 
     /// Takes the directory's lock, as `SegmentLog.open` does, for a tool that is about to

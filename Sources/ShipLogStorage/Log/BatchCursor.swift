@@ -44,6 +44,10 @@ public struct BatchCursor {
         scanner = nil
         limit = 0
         if lowest < nextOffset { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: lowest) }
+        // A reset restarts the log at an offset that may lie past this reader: the records
+        // it waited for will never come, so it resyncs too.
+        let first = log.state.withLock { $0.firstOffset }
+        if nextOffset < first { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: first) }
         return lowest
     }
 

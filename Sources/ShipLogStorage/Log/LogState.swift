@@ -10,6 +10,14 @@ struct LogState: Sendable {
     var durablePosition: Int64
     var durableNextOffset: UInt64
     var lastEpoch: UInt64
+    /// The epochs of the batches in the log, exactly (see `SegmentLog.epochHistory`).
+    var epochHistory: EpochHistory
+    /// What the epoch checkpoint file holds, or nil when unknown (a write of it failed).
+    /// Invariant, the one crash safety rests on (format.md §12): when not nil, it reconciles
+    /// to `epochHistory` (`reconciled(firstOffset:nextOffset:)`). An append that would break
+    /// it, by starting an epoch the file lacks or by landing where the file names another
+    /// epoch's start, has the file rewritten first (`planWriteGroup`).
+    var checkpoint: EpochHistory?
     /// Appends and exclusive operations in arrival order. The head leads the next write group.
     var writeQueue: [LogRequest] = []
     /// A write group's leader is writing outside the mutex; it alone may change the log's end.
@@ -32,9 +40,12 @@ struct LogState: Sendable {
     var failure: String?
     var isClosed = false
 
-    init(segments: [SegmentInfo], lastEpoch: UInt64) {
+    init(segments: [SegmentInfo], lastEpoch: UInt64, epochHistory: EpochHistory = EpochHistory(),
+         checkpoint: EpochHistory? = nil) {
         precondition(!segments.isEmpty)
         self.segments = segments
+        self.epochHistory = epochHistory
+        self.checkpoint = checkpoint
         let active = segments[segments.count - 1]
         active.handle.pin()
         flushedPosition = active.endPosition
@@ -68,6 +79,13 @@ struct LogState: Sendable {
         return removed
     }
 
+    /// Replaces every segment with `segment` (a reset), which becomes the active one, pinned.
+    mutating func replaceAllSegments(with segment: SegmentInfo) {
+        active.handle.unpin()
+        segment.handle.pin()
+        segments = [segment]
+    }
+
     var firstOffset: UInt64 { segments[0].baseOffset }
     var nextOffset: UInt64 { active.nextOffset }
 
@@ -78,6 +96,11 @@ struct LogState: Sendable {
         assert(Int64(pending.count) == active.endPosition - flushedPosition)
         assert(active.handle.isPinned, "the active segment's file is pinned open")
         for i in 1..<segments.count { assert(segments[i - 1].nextOffset == segments[i].baseOffset) }
+        assert(epochHistory.entries.first.map { $0.startOffset == firstOffset } ?? (firstOffset == nextOffset),
+               "the epoch history starts where the log does")
+        assert(epochHistory.entries.last.map { $0.startOffset < nextOffset } ?? true)
+        assert(checkpoint.map { $0.reconciled(firstOffset: firstOffset, nextOffset: nextOffset) == epochHistory } ?? true,
+               "the checkpoint file reconciles to the epoch history")
     }
 
     /// Wakes whoever may now proceed: the head of the write queue when no writer is busy, and

@@ -15,6 +15,13 @@ public struct RecoveryReport: Sendable, Equatable {
     /// Whole later segments removed in point-in-time recovery.
     public var droppedSegments: [String] = []
     public var reason: String?
+    /// What open did with the epoch checkpoint (format.md §12).
+    public var epochCheckpoint: EpochCheckpointRecovery = .matched
+    /// Why the checkpoint was reconciled or rebuilt; nil when it matched.
+    public var epochCheckpointReason: String?
+    /// An interrupted `reset(startingAt:)` was finished: the log had no segment left but the
+    /// reset's new, empty segment (format.md §8), which was put in place at this offset.
+    public var finishedResetAt: UInt64?
 
     public init() {}
 }
@@ -25,11 +32,16 @@ struct Recovery {
     let directory: SegmentDirectory
     let options: LogOptions
     var report = RecoveryReport()
+    /// The segments scanned at open, in order, with where each epoch starts in their
+    /// accepted batches: what the epoch checkpoint is reconciled with.
+    var scannedEpochs: [(baseOffset: UInt64, starts: [EpochHistory.Entry])] = []
 
     /// The result of scanning one segment up to its first invalid byte.
     struct ScannedSegment {
         var info: SegmentInfo
         var lastEpoch: UInt64?
+        /// Where each epoch starts among the accepted batches (for the epoch history).
+        var epochStarts: [EpochHistory.Entry]
         /// The first invalid bytes, if any, and whether intact batches follow them.
         var problem: (position: Int64, reason: String, dataFollows: Bool, lastNonZero: Int64?)?
     }
@@ -47,6 +59,7 @@ struct Recovery {
         var info = SegmentInfo(baseOffset: handle.baseOffset, handle: handle, endPosition: Int64(Format.segmentHeaderBytes),
                                nextOffset: handle.baseOffset, index: SparseIndex(), newestTimestampMs: nil)
         var lastEpoch: UInt64?
+        var starts: [EpochHistory.Entry] = []
         while true {
             switch try scanner.next() {
             case .batch(let batch, let position):
@@ -55,25 +68,26 @@ struct Recovery {
                 if h.firstOffset != info.nextOffset { reason = "offset \(h.firstOffset) where \(info.nextOffset) was expected" }
                 if let last = lastEpoch, h.leaderEpoch < last { reason = "epoch \(h.leaderEpoch) after epoch \(last)" }
                 if let reason {
-                    return ScannedSegment(info: info, lastEpoch: lastEpoch, problem: (position, reason, true, nil))
+                    return ScannedSegment(info: info, lastEpoch: lastEpoch, epochStarts: starts, problem: (position, reason, true, nil))
                 }
                 info.index!.noteBatch(firstOffset: h.firstOffset, position: position, intervalBytes: options.indexIntervalBytes)
                 info.endPosition = position + Int64(h.totalBytes)
                 info.nextOffset = h.nextOffset
                 info.newestTimestampMs = h.timestampMs
+                if lastEpoch != h.leaderEpoch { starts.append(EpochHistory.Entry(epoch: h.leaderEpoch, startOffset: h.firstOffset)) }
                 lastEpoch = h.leaderEpoch
             case .end(let position):
                 // Zeroes are the clean end only if nothing intact or non-zero follows them.
                 let probe = try SegmentScanner.probeAfter(file: file, position: position)
                 if probe.lastNonZero != nil {
                     let reason = "zeroed bytes followed by non-zero data"
-                    return ScannedSegment(info: info, lastEpoch: lastEpoch,
+                    return ScannedSegment(info: info, lastEpoch: lastEpoch, epochStarts: starts,
                                           problem: (position, reason, probe.intactBatchAt != nil, probe.lastNonZero))
                 }
-                return ScannedSegment(info: info, lastEpoch: lastEpoch, problem: nil)
+                return ScannedSegment(info: info, lastEpoch: lastEpoch, epochStarts: starts, problem: nil)
             case .invalid(let position, let reason):
                 let probe = try SegmentScanner.probeAfter(file: file, position: position)
-                return ScannedSegment(info: info, lastEpoch: lastEpoch,
+                return ScannedSegment(info: info, lastEpoch: lastEpoch, epochStarts: starts,
                                       problem: (position, reason, probe.intactBatchAt != nil, probe.lastNonZero ?? position))
             }
         }
@@ -130,6 +144,7 @@ struct Recovery {
             let scanned = try scan(handle)
             report.scannedBytes += scanned.info.endPosition
             segments.append(scanned.info)
+            scannedEpochs.append((handle.baseOffset, scanned.epochStarts))
             if let epoch = scanned.lastEpoch { lastEpoch = epoch }
             guard let problem = scanned.problem else { continue }
             let location = "\(handle.path) at byte \(problem.position)"

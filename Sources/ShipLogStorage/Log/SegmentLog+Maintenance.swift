@@ -41,6 +41,9 @@ extension SegmentLog {
         guard state.segments.count > 1, state.segments[0].baseOffset == oldest.baseOffset else { return false }
         try files.fileSystem.removeFile(oldest.handle.path)
         state.segments.removeFirst()
+        // The file keeps the older epochs until the next rewrite: it still reconciles to the
+        // history (recovery trims its front), so retention costs no checkpoint fsync.
+        state.epochHistory = state.epochHistory.reconciled(firstOffset: state.firstOffset, nextOffset: state.nextOffset)
         try? files.fileSystem.removeFile(files.indexPath(oldest.baseOffset))
         try files.fileSystem.syncDirectory(directory)
         return true

@@ -35,15 +35,7 @@ extension SegmentLog {
         let replacement = try cut.rewrite.map { try prepareReplacement(of: state.segments[targetSlot], cut: cut, rewrite: $0) }
 
         // From here on the files change.
-        let generation = truncationGeneration.add(1, ordering: .sequentiallyConsistent).newValue
-        state.truncations.append((generation, keepNext))
-        if state.truncations.count > Self.truncationsKept {
-            // Fold the two oldest into one: a reader older than both is checked against the
-            // lower cut, which is conservative but never below a real cut.
-            let oldest = state.truncations.removeFirst()
-            state.truncations[0].keepNext = min(state.truncations[0].keepNext, oldest.keepNext)
-        }
-        wakeups.tails += state.takeTailWaiters()
+        noteTruncation(keepNext: keepNext, &state, &wakeups)
         do {
             try removeSegments(after: targetSlot, &state)
             try applyCut(cut, replacement: replacement, keepNext: keepNext, &state)
@@ -52,6 +44,12 @@ extension SegmentLog {
             throw error
         }
         state.lastEpoch = keptEpoch
+        // The checkpoint is rewritten after the cut: a crash in between leaves it naming
+        // epochs past the log's end, which recovery drops (format.md §12). Before the cut,
+        // a crash would leave a checkpoint missing epochs the old log still holds.
+        state.epochHistory.truncate(toNextOffset: keepNext)
+        assert(state.epochHistory.lastEpoch ?? 0 == keptEpoch, "the history agrees with the batches on the kept epoch")
+        persistEpochHistory(&state)
         state.check()
         if options.preallocateSegments {
             // Only space reservation: the log is correct without it.
@@ -61,6 +59,20 @@ extension SegmentLog {
         }
     }
 
+    /// Tells readers that records from `keepNext` on are going: bumps the generation before
+    /// any file changes, remembers the cut, and wakes the tails.
+    func noteTruncation(keepNext: UInt64, _ state: inout LogState, _ wakeups: inout Wakeups) {
+        let generation = truncationGeneration.add(1, ordering: .sequentiallyConsistent).newValue
+        state.truncations.append((generation, keepNext))
+        if state.truncations.count > Self.truncationsKept {
+            // Fold the two oldest into one: a reader older than both is checked against the
+            // lower cut, which is conservative but never below a real cut.
+            let oldest = state.truncations.removeFirst()
+            state.truncations[0].keepNext = min(state.truncations[0].keepNext, oldest.keepNext)
+        }
+        wakeups.tails += state.takeTailWaiters()
+    }
+
     /// How many truncations are remembered one by one; older ones are folded into the oldest
     /// entry, so an old reader is judged by the lowest cut among them.
     static let truncationsKept = 64
@@ -68,7 +80,7 @@ extension SegmentLog {
     /// Flushes and syncs, so every written append is durable before records are removed:
     /// an `.fsync` append in flight is then acknowledged truthfully, and no waiter's target
     /// can later be met by other records at its offsets.
-    private func makeWrittenDurable(_ state: inout LogState, _ wakeups: inout Wakeups) throws {
+    func makeWrittenDurable(_ state: inout LogState, _ wakeups: inout Wakeups) throws {
         try flushPending(&state)
         do { try state.active.handle.file().sync() } catch {
             markFailed(&state, &wakeups, cause: "syncing \(state.active.handle.path) before truncating: \(error)")
@@ -223,7 +235,7 @@ extension SegmentLog {
     }
 
     /// The active segment's end, which is on disk, becomes the flushed and durable end.
-    private func adoptActiveEnd(_ state: inout LogState) {
+    func adoptActiveEnd(_ state: inout LogState) {
         state.flushedPosition = state.active.endPosition
         state.durablePosition = state.active.endPosition
         state.flushedNextOffset = state.active.nextOffset

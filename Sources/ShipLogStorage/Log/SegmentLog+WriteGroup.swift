@@ -15,6 +15,9 @@ extension SegmentLog {
         case group(WriteGroup)
         /// Roll first (the head does not fit); the leader plans again afterwards.
         case roll(RollPlan)
+        /// Rewrite the epoch checkpoint first (the head starts an epoch the file lacks); the
+        /// leader plans again afterwards.
+        case checkpoint(CheckpointPlan)
         /// Nothing: every member was refused, or the group went into the process buffer.
         case none
     }
@@ -26,6 +29,7 @@ extension SegmentLog {
         var allBuffered = true
         var nextOffset = state.nextOffset
         var lastEpoch = state.lastEpoch
+        var historyEpoch = state.epochHistory.lastEpoch
         while let head = state.writeQueue.first, let append = head.append {
             if let refusal = refusal(of: append, state: state, nextOffset: nextOffset, lastEpoch: lastEpoch) {
                 state.writeQueue.removeFirst()
@@ -42,8 +46,16 @@ extension SegmentLog {
                                       head: head))
             }
             if !members.isEmpty, groupBytes + size > Self.writeGroupBytesMax { break }
-            state.writeQueue.removeFirst()
             let count = UInt64(append.batch.header.recordCount)
+            if !checkpointCovers(state.checkpoint, epoch: append.epoch, after: historyEpoch, at: nextOffset..<(nextOffset + count)) {
+                if !members.isEmpty { break }  // the next leader writes the checkpoint
+                var history = state.epochHistory
+                history.record(epoch: append.epoch, startOffset: nextOffset)
+                state.writerBusy = true
+                return .checkpoint(CheckpointPlan(history: history, head: head))
+            }
+            historyEpoch = append.epoch
+            state.writeQueue.removeFirst()
             head.writtenRange = nextOffset..<(nextOffset + count)
             members.append(head)
             groupBytes += size
@@ -166,6 +178,7 @@ extension SegmentLog {
             state.active.nextOffset = header.nextOffset
             state.active.newestTimestampMs = header.timestampMs
             state.lastEpoch = append.epoch
+            state.epochHistory.record(epoch: append.epoch, startOffset: header.firstOffset)
             if append.durability == .fsync, state.durableNextOffset < header.nextOffset {
                 member.phase = .awaitingDurable(target: header.nextOffset)
                 state.durabilityWaiters.append(member)

@@ -99,16 +99,15 @@ public final class SegmentLog: Sendable {
             try fs.removeFile(markerPath)
             try fs.syncDirectory(files.path)
         }
-        var bases: [UInt64] = []
-        for name in try fs.contentsOfDirectory(files.path) {
-            if name.hasSuffix(Format.temporarySuffix) {
-                try fs.removeFile(files.path + "/" + name)
-            } else if let base = Format.baseOffset(ofSegmentName: name) {
-                bases.append(base)
-            }
-        }
-        bases.sort()
+        let names = try fs.contentsOfDirectory(files.path)
+        var bases = names.compactMap(Format.baseOffset(ofSegmentName:)).sorted()
+        let temporaries = names.filter { $0.hasSuffix(Format.temporarySuffix) }
+        // No segment but a reset's new one under its temporary name: finish the reset.
+        let finishedReset = bases.isEmpty ? try finishInterruptedReset(temporaries, in: files) : nil
+        for name in temporaries where name != finishedReset?.name { try fs.removeFile(files.path + "/" + name) }
+        if let finishedReset { bases = [finishedReset.baseOffset] }
         var recovery = Recovery(directory: files, options: options)
+        recovery.report.finishedResetAt = finishedReset?.baseOffset
         var segments: [SegmentInfo]
         var lastEpoch: UInt64 = 0
         if bases.isEmpty {
@@ -121,7 +120,10 @@ public final class SegmentLog: Sendable {
             let active = segments[segments.count - 1]
             try active.handle.file().preallocate(to: max(Int64(options.segmentBytes), active.endPosition))
         }
-        return (LogState(segments: segments, lastEpoch: lastEpoch), recovery.report)
+        let epochs = try EpochRecovery(files: files).recover(segments: segments, lastEpoch: lastEpoch,
+                                                             scanned: recovery.scannedEpochs, report: &recovery.report)
+        return (LogState(segments: segments, lastEpoch: lastEpoch, epochHistory: epochs.history, checkpoint: epochs.checkpoint),
+                recovery.report)
     }
 
     // MARK: Properties
@@ -179,6 +181,12 @@ public final class SegmentLog: Sendable {
             state.durablePosition = state.flushedPosition
             state.finishDurableWaiters(&wakeups)
             try files.writeIndex(of: active, intervalBytes: options.indexIntervalBytes)
+            // The next open trusts the checkpoint when it matches the marker: leave it exact.
+            // (A log that never held a batch needs no file: recovery finds nothing to name.)
+            if state.checkpoint != state.epochHistory, state.checkpoint != nil || !state.epochHistory.entries.isEmpty {
+                try writeEpochCheckpoint(state.epochHistory)
+                state.checkpoint = state.epochHistory
+            }
             let marker = CleanShutdownMarker(activeBaseOffset: active.baseOffset, activeSegmentBytes: active.endPosition,
                                              nextOffset: active.nextOffset, lastEpoch: state.lastEpoch)
             try Self.writeDurably(marker.encoded(), to: directory + "/" + Format.cleanMarkerName, in: files)

@@ -117,6 +117,8 @@ extension SegmentLog {
                 perform(group)
             case .roll(let roll):
                 perform(roll)
+            case .checkpoint(let plan):
+                perform(plan)
             case .sync(let sync):
                 if let next = perform(sync) { syncQueue.async { self.performSyncs(from: next) } }
             }
@@ -144,6 +146,9 @@ extension SegmentLog {
             case .roll(let roll):
                 // Two fdatasyncs: not on a task's thread.
                 syncQueue.async { self.perform(roll) }
+            case .checkpoint(let plan):
+                // Two fdatasyncs too.
+                syncQueue.async { self.perform(plan) }
             case .sync(let sync):
                 syncQueue.async { self.performSyncs(from: sync) }
             }
@@ -158,6 +163,7 @@ extension SegmentLog {
         case yield
         case write(WriteGroup)
         case roll(RollPlan)
+        case checkpoint(CheckpointPlan)
         case sync(SyncPoint)
     }
 
@@ -183,6 +189,7 @@ extension SegmentLog {
                 switch planWriteGroup(&state, &wakeups) {
                 case .group(let group): return .write(group)
                 case .roll(let roll): return .roll(roll)
+                case .checkpoint(let plan): return .checkpoint(plan)
                 case .none: return .again  // finished while planning (buffered, or refused)
                 }
             case .awaitingDurable(let target):
@@ -265,6 +272,7 @@ extension SegmentLog {
         state.active.endPosition = durablePosition
         state.active.nextOffset = state.durableNextOffset
         state.active.index?.truncate(toPosition: durablePosition)
+        state.epochHistory.truncate(toNextOffset: state.durableNextOffset)
         state.flushedPosition = state.durablePosition
         state.flushedNextOffset = state.durableNextOffset
         poison(&state, &wakeups, cause: cause)

@@ -1,0 +1,252 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ShipLogProtocol
+import ShipLogStorage
+
+/// The follower's shell: owns a `FollowerReplicator`, feeds it events and carries out its
+/// actions. Confined to one event loop. Log writes (append, truncate, reset) run one after
+/// another through the log's async API, in the order the machine asked for them, and their
+/// results come back as events on the loop; a sync runs beside them (one at a time).
+/// The connection to the primary is made by `PrimaryClient`; other authenticated connections
+/// (from `shiplog status`) may only ask for status.
+final class FollowerDriver: SessionDelegate, @unchecked Sendable {
+    let loop: any EventLoop
+    let log: SegmentLog
+    let nodeID: NodeID
+    let primaryID: NodeID
+    private let clock: NodeClock
+    private let logger: Logger
+    private let metrics: NodeMetrics
+    private var machine: FollowerReplicator
+
+    /// The authenticated connection to the primary, if any.
+    private var primary: (connection: ConnectionID, channel: any Channel)?
+    /// Other authenticated connections (status clients).
+    private var others: [ConnectionID: (channel: any Channel, peer: NodeID)] = [:]
+    /// The tail of the chain of log writes; each starts when the one before it ended.
+    private var logWork: EventLoopFuture<Void>
+    private var syncing = false
+    /// A log write failed beyond what the machine handles: the client stops reconnecting.
+    private(set) var failedLocally = false
+    private var stopped = false
+    private var ticker: RepeatedTask?
+    /// Told on the loop when the connection to the primary authenticates (the client's backoff starts over).
+    var onPrimaryAuthenticated: (() -> Void)?
+
+    init(loop: any EventLoop, log: SegmentLog, configuration: NodeConfiguration, replication: ReplicationConfiguration,
+         primaryID: NodeID, clock: NodeClock, logger: Logger, metrics: NodeMetrics) {
+        self.loop = loop
+        self.log = log
+        self.nodeID = configuration.id
+        self.primaryID = primaryID
+        self.clock = clock
+        self.logger = logger
+        self.metrics = metrics
+        self.logWork = loop.makeSucceededVoidFuture()
+        self.machine = FollowerReplicator(configuration: replication, nodeID: configuration.id, log: Self.logEnd(log),
+                                          durableNextOffset: log.durableNextOffset, knownEpoch: Self.knownEpoch(log),
+                                          now: clock.now())
+    }
+
+    static func logEnd(_ log: SegmentLog) -> LogEnd {
+        LogEnd(nextOffset: log.nextOffset, lastEpoch: log.epochHistory.lastEpoch)
+    }
+
+    static func knownEpoch(_ log: SegmentLog) -> UInt64 {
+        max(log.lastEpoch, log.epochHistory.lastEpoch ?? 0)
+    }
+
+    func start(tickInterval: Duration) {
+        loop.preconditionInEventLoop()
+        let interval = TimeAmount.nanoseconds(Int64(tickInterval.milliseconds * 1_000_000))
+        ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            guard !stopped else { return }
+            perform(machine.tick(now: clock.now()))
+        }
+    }
+
+    // MARK: Connections
+
+    /// The client's connection to the primary, identified before the handshake ends.
+    private var primaryCandidate: ConnectionID?
+    func connectingToPrimary(_ connection: ConnectionID) {
+        loop.preconditionInEventLoop()
+        primaryCandidate = connection
+    }
+
+    func sessionAuthenticated(_ connection: ConnectionID, peer: NodeID, channel: any Channel) {
+        loop.execute { [self] in
+            if stopped { channel.close(promise: nil); return }
+            if connection == primaryCandidate {
+                primary = (connection, channel)
+                onPrimaryAuthenticated?()
+                perform(machine.connected(now: clock.now()))
+            } else {
+                others[connection] = (channel, peer)
+            }
+        }
+    }
+
+    func sessionReceived(_ frame: Frame, from connection: ConnectionID) {
+        loop.execute { [self] in
+            guard !stopped else { return }
+            if let primary, primary.connection == connection {
+                if case .goodbye(let goodbye) = frame {
+                    logger.info("primary says goodbye: \(goodbye.message)", metadata: ["peer": "\(primaryID)", "reason": "\(goodbye.reason)"])
+                }
+                perform(machine.received(frame, now: clock.now()))
+                return
+            }
+            guard let other = others[connection] else { return }
+            switch frame {
+            case .statusRequest:
+                other.channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
+            case .goodbye:
+                other.channel.close(promise: nil)
+            default:
+                let message = "\(nodeID) follows \(primaryID) and is not a primary; \(other.peer) may only ask for status"
+                logger.warning("closing connection: \(message)", metadata: ["peer": "\(other.peer)", "reason": "\(CloseReason.notPrimary)"])
+                metrics.closedConnection(reason: .notPrimary)
+                other.channel.writeAndFlush(Frame.goodbye(.init(reason: .notPrimary, message: message)), promise: nil)
+                other.channel.close(promise: nil)
+            }
+        }
+    }
+
+    func sessionClosed(_ connection: ConnectionID) {
+        loop.execute { [self] in
+            if let primary, primary.connection == connection {
+                self.primary = nil
+                if !stopped { perform(machine.disconnected(now: clock.now())) }
+            } else {
+                others.removeValue(forKey: connection)
+            }
+        }
+    }
+
+    func sessionWritable(_ connection: ConnectionID) {}
+
+    // MARK: Actions
+
+    private func perform(_ actions: [FollowerReplicator.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                primary?.channel.writeAndFlush(frame, promise: nil)
+            case .append(let batches):
+                enqueueLogWork { [log] in
+                    for bytes in batches {
+                        _ = try await log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
+                    }
+                    return Self.logEnd(log)
+                } then: { [self] result in
+                    switch result {
+                    case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
+                    case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
+                    }
+                }
+            case .sync:
+                startSync()
+            case .truncate(let nextOffset):
+                enqueueLogWork { [log] in
+                    if nextOffset == 0 {
+                        try await log.reset(startingAt: 0)
+                    } else {
+                        try await log.truncate(after: nextOffset - 1)
+                    }
+                    return Self.logEnd(log)
+                } then: { [self] result in truncated(result, what: "truncating the log to next offset \(nextOffset)") }
+            case .reset(let startingAt):
+                metrics.fullResyncs.increment()
+                logger.notice("full resync: emptying the log to start at \(startingAt)", metadata: ["primary": "\(primaryID)"])
+                enqueueLogWork { [log] in
+                    try await log.reset(startingAt: startingAt)
+                    return Self.logEnd(log)
+                } then: { [self] result in truncated(result, what: "resetting the log to start at \(startingAt)") }
+            case .close(let reason, let message):
+                guard let primary else { continue }
+                logger.warning("closing connection to primary: \(message)", metadata: ["peer": "\(primaryID)", "reason": "\(reason)"])
+                metrics.closedConnection(reason: reason)
+                primary.channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: message)), promise: nil)
+                primary.channel.close(promise: nil)
+            }
+        }
+    }
+
+    private func truncated(_ result: Result<LogEnd, any Error>, what: String) {
+        switch result {
+        case .success(let end):
+            perform(machine.truncated(logEnd: end, now: clock.now()))
+        case .failure(let error):
+            // The machine has no event for a failed cut (the log is failed then, see
+            // SegmentLog.truncate): stop replicating into it and say why.
+            localFailure("\(what) failed: \(error)")
+        }
+    }
+
+    /// A log operation failed in a way the machine has no event for: replication into this log
+    /// stops (the machine still waits for that operation), the connection closes with the reason.
+    private func localFailure(_ message: String) {
+        logger.error("replication stopped: \(message)", metadata: ["primary": "\(primaryID)"])
+        failedLocally = true
+        guard let primary else { return }
+        metrics.closedConnection(reason: .localFailure)
+        primary.channel.writeAndFlush(Frame.goodbye(.init(reason: .localFailure, message: message)), promise: nil)
+        primary.channel.close(promise: nil)
+    }
+
+    private func startSync() {
+        guard !syncing else { return }
+        syncing = true
+        loop.makeFutureWithTask { [log] in
+            try await log.sync()
+            return log.durableNextOffset
+        }.whenComplete { [self] result in
+            syncing = false
+            guard !stopped else { return }
+            switch result {
+            case .success(let durable): perform(machine.synced(durableNextOffset: durable, now: clock.now()))
+            case .failure(let error): localFailure("fdatasync of the log: \(error)")
+            }
+        }
+    }
+
+    /// Runs `work` after every log write queued before it, then `then` on the loop.
+    private func enqueueLogWork<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
+                                             then: @escaping @Sendable (Result<T, any Error>) -> Void) {
+        let loop = self.loop
+        let result = logWork.flatMap { loop.makeFutureWithTask(work) }
+        result.whenComplete { [self] outcome in
+            guard !stopped else { return }
+            then(outcome)
+        }
+        logWork = result.map { _ in }.recover { _ in }
+    }
+
+    // MARK: Status and stopping
+
+    func status() -> NodeStatus {
+        loop.preconditionInEventLoop()
+        let heard = machine.lastHeardFromPrimary.map { (clock.now() - $0).milliseconds }
+        return NodeStatus(node: nodeID.rawValue, role: "follower", primary: primaryID.rawValue, epoch: machine.knownEpoch,
+                          firstOffset: log.firstOffset, nextOffset: log.nextOffset, durableNextOffset: log.durableNextOffset,
+                          commitOffset: machine.primaryCommitOffset, followers: [], connectedToPrimary: primary != nil,
+                          lastHeardFromPrimaryMilliseconds: heard)
+    }
+
+    /// Closes every connection and stops the ticks; the returned future completes when the
+    /// log writes already queued have finished (so the log can be closed). Call on the loop.
+    func stop() -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        if !stopped {
+            stopped = true
+            ticker?.cancel()
+            primary?.channel.close(promise: nil)
+            primary = nil
+            for (_, other) in others { other.channel.close(promise: nil) }
+            others = [:]
+        }
+        return logWork
+    }
+}

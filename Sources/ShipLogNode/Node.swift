@@ -1,0 +1,195 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ShipLogProtocol
+import ShipLogStorage
+import Synchronization
+
+/// A ShipLog node an application embeds: its log, a listener for the other nodes, and the
+/// replication state machine of its role, driven by a SwiftNIO shell on one event loop.
+///
+///     let node = Node(configuration: NodeConfiguration(id: NodeID(1), logDirectory: dir,
+///                                                      clusterKey: key, role: .primary))
+///     try await node.start()
+///     let offsets = try await node.append([record], mode: .sync(quorum: 1))
+///     try await node.stop()
+public final class Node: Sendable {
+    public let configuration: NodeConfiguration
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let phase: Mutex<Phase> = Mutex(.idle)
+
+    private enum Phase {
+        case idle
+        case starting
+        case running(Running)
+        case stopped
+    }
+
+    private struct Running: @unchecked Sendable {
+        var log: SegmentLog
+        var loop: any EventLoop
+        var server: any Channel
+        var primary: PrimaryDriver?
+        var follower: FollowerDriver?
+        var client: PrimaryClient?
+    }
+
+    /// - Parameter eventLoopGroup: where the node's connections and state machine run; by
+    ///   default NIO's shared group. The node uses one loop of it.
+    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "shiplog.node"),
+                eventLoopGroup: (any EventLoopGroup)? = nil) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.id.rawValue)"
+        self.logger = logger
+        self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+    }
+
+    /// Opens the log, starts listening and, on a follower, connects to the primary.
+    public func start() async throws {
+        try phase.withLock { phase in
+            guard case .idle = phase else { throw NodeError.invalidConfiguration("\(configuration.id) was already started") }
+            phase = .starting
+        }
+        do {
+            let running = try await startRunning()
+            phase.withLock { $0 = .running(running) }
+        } catch {
+            phase.withLock { $0 = .idle }
+            throw error
+        }
+    }
+
+    private func startRunning() async throws -> Running {
+        let configuration = self.configuration
+        var replication = configuration.replication
+        if replication.followers.isEmpty {
+            replication.followers = configuration.peers.keys.filter { $0 != configuration.id }.sorted()
+        }
+        let replicationSettings = replication
+        var primaryAddress = PeerAddress(host: "", port: 0)
+        if case .follower(let primary) = configuration.role {
+            guard let address = configuration.peers[primary] else {
+                throw NodeError.invalidConfiguration("\(configuration.id) follows \(primary), whose address is not among the peers")
+            }
+            primaryAddress = address
+        }
+        let followerPrimaryAddress = primaryAddress
+        let log = try await NIOThreadPool.singleton.runIfActive {
+            try SegmentLog.open(directory: configuration.logDirectory, options: configuration.logOptions)
+        }
+        let loop = group.next()
+        let clock = NodeClock()
+        let metrics = NodeMetrics(node: configuration.id)
+        let tick = configuration.tickInterval ?? replication.heartbeatInterval / 4
+        let factory = PipelineFactory(nodeID: configuration.id, clusterKey: configuration.clusterKey,
+                                      maxFrameBytes: replication.maxFrameBytes, logger: logger, metrics: metrics)
+        let logger = self.logger
+
+        let setUp: EventLoopFuture<(PrimaryDriver?, FollowerDriver?, PrimaryClient?, any SessionDelegate)> = loop.submit {
+            switch configuration.role {
+            case .primary:
+                let epoch = configuration.epoch ?? (max(log.lastEpoch, log.epochHistory.lastEpoch ?? 0) + 1)
+                let driver = PrimaryDriver(loop: loop, log: log, configuration: configuration, replication: replicationSettings,
+                                           epoch: epoch, pool: NIOThreadPool.singleton, clock: clock, logger: logger, metrics: metrics)
+                driver.start(tickInterval: tick)
+                logger.info("primary at epoch \(epoch), log offsets \(log.firstOffset)..<\(log.nextOffset)")
+                return (driver, nil, nil, driver)
+            case .follower(let primaryID):
+                let driver = FollowerDriver(loop: loop, log: log, configuration: configuration, replication: replicationSettings,
+                                            primaryID: primaryID, clock: clock, logger: logger, metrics: metrics)
+                let client = PrimaryClient(loop: loop, address: followerPrimaryAddress, primaryID: primaryID, pipeline: factory,
+                                           driver: driver, backoff: configuration.reconnectBackoff, logger: logger, metrics: metrics)
+                driver.onPrimaryAuthenticated = { client.authenticated() }
+                driver.start(tickInterval: tick)
+                return (nil, driver, client, driver)
+            }
+        }
+        let (primary, follower, client, delegate) = try await setUp.get()
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: loop)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try factory.install(on: channel, connection: ConnectionNumbers.next(), side: .listener,
+                                            allowedPeers: nil, delegate: delegate)
+                    }
+                }
+                .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+        } catch {
+            try? await loop.submit { primary?.stop(); _ = follower?.stop() }.get()
+            try? await log.close()
+            throw NodeError.invalidConfiguration("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)")
+        }
+        if let client { try await loop.submit { client.start() }.get() }
+        logger.info("listening on \(server.localAddress.map { "\($0)" } ?? "?") as \(configuration.role)")
+        return Running(log: log, loop: loop, server: server, primary: primary, follower: follower, client: client)
+    }
+
+    private func running() throws -> Running {
+        try phase.withLock { phase in
+            guard case .running(let running) = phase else { throw NodeError.notRunning(node: configuration.id) }
+            return running
+        }
+    }
+
+    /// The port the node listens on (useful with port 0); nil unless running.
+    public var listeningPort: Int? { (try? running())?.server.localAddress?.port }
+
+    /// The node's log, for reads (appends go through `append` on a primary). Throws unless running.
+    public var log: SegmentLog {
+        get throws { try running().log }
+    }
+
+    /// Appends `records` as one batch to the primary's log, then waits as `mode` says: not at
+    /// all (`.async`), or until enough followers hold them at the configured ack level.
+    /// Throws `NodeError.notPrimary` on a follower, `.replicationFailed` (the records stay in
+    /// the log) when the followers do not acknowledge, `.logFailure` when the local log refuses.
+    @discardableResult
+    public func append(_ records: [[UInt8]], mode: ReplicationMode) async throws -> Range<UInt64> {
+        let running = try running()
+        guard let primary = running.primary else {
+            guard case .follower(let primaryID) = configuration.role else { throw NodeError.notRunning(node: configuration.id) }
+            throw NodeError.notPrimary(node: configuration.id, primary: primaryID)
+        }
+        let offsets: Range<UInt64>
+        do {
+            offsets = try await running.log.append(records, epoch: primary.epoch)
+        } catch {
+            throw NodeError.logFailure(offsets: nil, message: "\(error)")
+        }
+        try await primary.replicate(offsets, mode: mode)
+        return offsets
+    }
+
+    /// The node's role, epoch, offsets and (on a primary) each follower's progress and lag.
+    public func status() async throws -> NodeStatus {
+        let running = try running()
+        if let primary = running.primary { return try await running.loop.submit { primary.status() }.get() }
+        let follower = running.follower!
+        return try await running.loop.submit { follower.status() }.get()
+    }
+
+    /// Stops replication (waiting sync appends fail with `.replicationFailed(.notPrimary)`),
+    /// closes every connection and closes the log cleanly (it writes its clean-shutdown marker).
+    public func stop() async throws {
+        let running: Running? = phase.withLock { phase in
+            guard case .running(let running) = phase else { return nil }
+            phase = .stopped
+            return running
+        }
+        guard let running else { return }
+        let drained = try await running.loop.submit { () -> EventLoopFuture<Void> in
+            running.client?.stop()
+            running.primary?.stop()
+            return running.follower?.stop() ?? running.loop.makeSucceededVoidFuture()
+        }.get()
+        try? await running.server.close()
+        try? await drained.get()
+        try await running.log.close()
+        logger.info("stopped; log closed at offsets \(running.log.firstOffset)..<\(running.log.nextOffset)")
+    }
+}

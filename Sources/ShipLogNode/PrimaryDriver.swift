@@ -1,0 +1,255 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ShipLogProtocol
+import ShipLogStorage
+
+/// The primary's shell: owns a `PrimaryReplicator`, feeds it events and carries out its actions.
+/// Confined to one event loop (`loop`): every method runs there, and actions are carried out in
+/// the order the machine returned them. Reads of the log for shipping run on a thread pool and
+/// come back as `shipped` events on the loop. It decides nothing itself.
+final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
+    let loop: any EventLoop
+    let log: SegmentLog
+    let nodeID: NodeID
+    let epoch: UInt64
+    private let followerIDs: Set<NodeID>
+    private let pool: NIOThreadPool
+    private let clock: NodeClock
+    private let logger: Logger
+    private let metrics: NodeMetrics
+    private var machine: PrimaryReplicator
+
+    private struct Session {
+        var channel: any Channel
+        var peer: NodeID
+        /// A configured follower; anyone else with the key may only ask for status.
+        var isFollower: Bool
+        /// A `ship` that waits for the channel to become writable (backpressure).
+        var deferredShip: Ship?
+    }
+    private struct Ship { var from: UInt64; var maxBytes: Int; var epoch: UInt64; var commitOffset: UInt64 }
+
+    private var sessions: [ConnectionID: Session] = [:]
+    private var waiting: [AppendID: (promise: EventLoopPromise<Void>, offsets: Range<UInt64>)] = [:]
+    private var lastAppendID: UInt64 = 0
+    /// The log end last reported to the machine; shipping never reads past it.
+    private var reportedNextOffset: UInt64
+    private var stopped = false
+    private var ticker: RepeatedTask?
+
+    init(loop: any EventLoop, log: SegmentLog, configuration: NodeConfiguration, replication: ReplicationConfiguration,
+         epoch: UInt64, pool: NIOThreadPool, clock: NodeClock, logger: Logger, metrics: NodeMetrics) {
+        self.loop = loop
+        self.log = log
+        self.nodeID = configuration.id
+        self.epoch = epoch
+        self.followerIDs = Set(replication.followers)
+        self.pool = pool
+        self.clock = clock
+        self.logger = logger
+        self.metrics = metrics
+        let view = PrimaryReplicator.LogView(firstOffset: log.firstOffset, nextOffset: log.nextOffset, epochs: log.epochHistory)
+        self.reportedNextOffset = view.nextOffset
+        self.machine = PrimaryReplicator(configuration: replication, nodeID: configuration.id, epoch: epoch, log: view,
+                                         now: clock.now(), endBytes: log.totalBytes)
+    }
+
+    /// Starts the clock's ticks (heartbeats, timeouts). Call on the loop.
+    func start(tickInterval: Duration) {
+        loop.preconditionInEventLoop()
+        let interval = TimeAmount.nanoseconds(Int64(tickInterval.milliseconds * 1_000_000))
+        ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            guard !stopped else { return }
+            perform(machine.tick(now: clock.now()))
+            metrics.recordLag(machine.followers)
+        }
+    }
+
+    // MARK: Appends
+
+    /// Tells the machine the log grew to `nextOffset` (after a local append). Call on the loop.
+    func noteAppended(nextOffset: UInt64) {
+        loop.preconditionInEventLoop()
+        // Appends finish in any order; the log's end only grows, and every offset below the
+        // largest finished append is written (the log writes batches in order).
+        guard !stopped, nextOffset > reportedNextOffset else { return }
+        reportedNextOffset = nextOffset
+        perform(machine.logAppended(nextOffset: nextOffset, endBytes: log.totalBytes, epochs: log.epochHistory, now: clock.now()))
+    }
+
+    /// Waits until the machine acknowledges `offsets` under `mode` (at once for `.async`).
+    func replicate(_ offsets: Range<UInt64>, mode: ReplicationMode) async throws {
+        if mode == .async {
+            loop.execute { self.noteAppended(nextOffset: offsets.upperBound) }
+            return
+        }
+        let promise = loop.makePromise(of: Void.self)
+        loop.execute { [self] in
+            noteAppended(nextOffset: offsets.upperBound)
+            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary)) }
+            lastAppendID += 1
+            let id = AppendID(lastAppendID)
+            waiting[id] = (promise, offsets)
+            perform(machine.awaitReplication(id, through: offsets.upperBound, mode: mode, now: clock.now()))
+        }
+        try await promise.futureResult.get()
+    }
+
+    // MARK: Connections
+
+    func sessionAuthenticated(_ connection: ConnectionID, peer: NodeID, channel: any Channel) {
+        loop.execute { [self] in
+            if stopped { channel.close(promise: nil); return }
+            let isFollower = followerIDs.contains(peer)
+            sessions[connection] = Session(channel: channel, peer: peer, isFollower: isFollower)
+            if isFollower { perform(machine.followerAuthenticated(connection, node: peer, now: clock.now())) }
+        }
+    }
+
+    func sessionReceived(_ frame: Frame, from connection: ConnectionID) {
+        loop.execute { [self] in
+            guard !stopped, let session = sessions[connection] else { return }
+            switch frame {
+            case .statusRequest:
+                session.channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
+                return
+            case .goodbye(let goodbye):
+                logger.info("peer says goodbye: \(goodbye.message)", metadata: ["peer": "\(session.peer)", "reason": "\(goodbye.reason)"])
+            default:
+                break
+            }
+            if session.isFollower {
+                perform(machine.received(frame, from: connection, now: clock.now()))
+            } else if case .goodbye = frame {
+                close(connection, reason: .shutdown, message: "peer said goodbye")
+            } else {
+                close(connection, reason: .unexpectedFrame,
+                      message: "\(session.peer) is not a configured follower of \(nodeID); it may only ask for status")
+            }
+        }
+    }
+
+    func sessionClosed(_ connection: ConnectionID) {
+        loop.execute { [self] in
+            guard let session = sessions.removeValue(forKey: connection), !stopped else { return }
+            if session.isFollower { perform(machine.connectionClosed(connection, now: clock.now())) }
+        }
+    }
+
+    func sessionWritable(_ connection: ConnectionID) {
+        loop.execute { [self] in
+            guard let ship = sessions[connection]?.deferredShip else { return }
+            sessions[connection]?.deferredShip = nil
+            startShip(connection, ship)
+        }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ actions: [PrimaryReplicator.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let frame, let connection):
+                sessions[connection]?.channel.writeAndFlush(frame, promise: nil)
+            case .ship(let connection, let from, let maxBytes, let epoch, let commitOffset):
+                startShip(connection, Ship(from: from, maxBytes: maxBytes, epoch: epoch, commitOffset: commitOffset))
+            case .acknowledge(let id):
+                metrics.acknowledgements.increment()
+                waiting.removeValue(forKey: id)?.promise.succeed(())
+            case .fail(let id, let error):
+                if let (promise, offsets) = waiting.removeValue(forKey: id) {
+                    promise.fail(NodeError.replicationFailed(offsets: offsets, error))
+                }
+            case .close(let connection, let reason, let message):
+                close(connection, reason: reason, message: message)
+            }
+        }
+    }
+
+    private func close(_ connection: ConnectionID, reason: CloseReason, message: String) {
+        guard let session = sessions[connection] else { return }
+        logger.warning("closing connection: \(message)", metadata: [
+            "peer": "\(session.peer)", "reason": "\(reason)", "connection": "\(connection.rawValue)"])
+        metrics.closedConnection(reason: reason)
+        session.channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: message)), promise: nil)
+        session.channel.close(promise: nil)
+    }
+
+    /// Reads stored batches off the loop and sends them as one `batches` frame, unless the
+    /// channel's buffer is full: then the ship waits until it drains (`sessionWritable`), so a
+    /// slow follower costs the primary no memory beyond one frame.
+    private func startShip(_ connection: ConnectionID, _ ship: Ship) {
+        guard let session = sessions[connection] else { return }
+        guard session.channel.isWritable else {
+            sessions[connection]?.deferredShip = ship
+            return
+        }
+        let limit = reportedNextOffset
+        pool.runIfActive(eventLoop: loop) { [log] in
+            try ShipRead.read(log, from: ship.from, maxBytes: ship.maxBytes, below: limit)
+        }.whenComplete { [self] result in
+            guard !stopped, let session = sessions[connection] else { return }
+            switch result {
+            case .success(let read):
+                if !read.batches.isEmpty {
+                    let frame = Frame.batches(.init(epoch: ship.epoch, commitOffset: ship.commitOffset, batches: read.batches))
+                    session.channel.writeAndFlush(frame, promise: nil)
+                    metrics.bytesShipped.increment(by: Int64(read.bytes))
+                }
+                perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
+            case .failure(let error):
+                close(connection, reason: .localFailure, message: "reading offsets from \(ship.from) to ship to \(session.peer): \(error)")
+            }
+        }
+    }
+
+    // MARK: Status and stopping
+
+    func status() -> NodeStatus {
+        loop.preconditionInEventLoop()
+        return NodeStatus(node: nodeID.rawValue, role: "primary", primary: nil, epoch: machine.epoch,
+                          firstOffset: log.firstOffset, nextOffset: log.nextOffset, durableNextOffset: log.durableNextOffset,
+                          commitOffset: machine.commitOffset, followers: machine.followers.map(NodeStatus.Follower.init),
+                          connectedToPrimary: nil, lastHeardFromPrimaryMilliseconds: nil)
+    }
+
+    /// Fails every waiting append, closes every connection and stops the ticks. Call on the loop.
+    func stop() {
+        loop.preconditionInEventLoop()
+        guard !stopped else { return }
+        perform(machine.stop(now: clock.now()))
+        stopped = true
+        ticker?.cancel()
+        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary)) }
+        waiting = [:]
+        for (_, session) in sessions { session.channel.close(promise: nil) }
+        sessions = [:]
+    }
+}
+
+/// The blocking read behind a `ship`, on a thread pool thread.
+enum ShipRead {
+    struct Result: Sendable { var batches: [[UInt8]]; var nextOffset: UInt64; var bytes: Int }
+    struct NotABatchBoundary: Error, CustomStringConvertible {
+        var offset: UInt64; var batchStart: UInt64
+        var description: String { "offset \(offset) is not a batch boundary (the batch holding it starts at \(batchStart))" }
+    }
+
+    /// Whole batches from `from` (a batch boundary), about `maxBytes`, none reaching `below` or past.
+    static func read(_ log: SegmentLog, from: UInt64, maxBytes: Int, below limit: UInt64) throws -> Result {
+        guard from < limit else { return Result(batches: [], nextOffset: from, bytes: 0) }
+        let stored = try log.read(from: from, maxBytes: maxBytes)
+        if let first = stored.first, first.header.firstOffset != from {
+            throw NotABatchBoundary(offset: from, batchStart: first.header.firstOffset)
+        }
+        var result = Result(batches: [], nextOffset: from, bytes: 0)
+        for batch in stored {
+            guard batch.header.firstOffset == result.nextOffset, batch.header.nextOffset <= limit else { break }
+            result.batches.append(batch.bytes)
+            result.bytes += batch.bytes.count
+            result.nextOffset = batch.header.nextOffset
+        }
+        return result
+    }
+}

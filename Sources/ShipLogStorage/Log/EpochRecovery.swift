@@ -1,0 +1,148 @@
+/// What `open` did with the epoch checkpoint file (format.md §12).
+public enum EpochCheckpointRecovery: Sendable, Equatable {
+    /// The file agreed with the log, or the log holds no batch and there was no file.
+    case matched
+    /// The file was right where the writer guarantees it and was brought in line with the
+    /// batches where a crash or a cheap operation leaves it behind or ahead: epochs past the
+    /// log's end or before its start dropped, the epochs of the segments scanned at open
+    /// taken from their batches. Rewritten.
+    case reconciled
+    /// The file was missing, damaged, of another version, or contradicted the log: rebuilt
+    /// from the batch headers of every segment. Rewritten.
+    case rebuilt
+}
+
+/// Recovers the epoch history at open (format.md §12, "Recovery").
+///
+/// Why the file can be trusted without reading every batch: the writer rewrites it, durably,
+/// before it writes a batch of an epoch the file does not name, and after every truncate and
+/// reset; retention only drops whole segments from the front. So whatever a crash leaves, the
+/// file names every epoch the log's batches hold, at their start offsets, and at most some
+/// epochs past the log's end or before its start. Cutting it to the log's offsets gives the
+/// history. The only part of the log that a crash leaves uncertain is the tail, which open
+/// scans (the last segment, or every segment outside the default recovery mode); the file is
+/// reconciled with those batches. What remains is checked cheaply against facts open knows
+/// anyway: the first epoch starts at the log's first offset, and the last is the last batch's.
+/// Anything else (no file, a bad CRC, an unknown version, a disagreement) rebuilds the
+/// history from the batch headers of every segment: about 48 bytes read per batch.
+struct EpochRecovery {
+    let files: SegmentDirectory
+
+    var path: String { files.path + "/" + Format.epochCheckpointName }
+
+    /// The history of the recovered log and what the file holds afterwards (nil: no file).
+    func recover(segments: [SegmentInfo], lastEpoch: UInt64, scanned: [(baseOffset: UInt64, starts: [EpochHistory.Entry])],
+                 report: inout RecoveryReport) throws -> (history: EpochHistory, checkpoint: EpochHistory?) {
+        let first = segments[0].baseOffset
+        let next = segments[segments.count - 1].nextOffset
+        let name = Format.epochCheckpointName
+        var stored: EpochHistory?
+        var problem: String?
+        if files.fileSystem.fileSize(path) == nil {
+            problem = "\(name) is missing"
+        } else {
+            switch try SegmentLog.readWholeFile(path, fileSystem: files.fileSystem).withUnsafeBytes({ EpochCheckpoint.decode($0) }) {
+            case .success(let history): stored = history
+            case .failure(let failure): problem = "\(name) is damaged: \(failure)"
+            }
+        }
+        if first == next, stored == nil, problem == "\(name) is missing" {
+            return (EpochHistory(), nil)  // no batch, no file: nothing to name
+        }
+        var history = EpochHistory()
+        if let stored {
+            switch reconcile(stored, first: first, next: next, lastEpoch: lastEpoch, segments: segments, scanned: scanned) {
+            case .success(let reconciled):
+                history = reconciled
+                if reconciled == stored { return (stored, stored) }
+                report.epochCheckpoint = .reconciled
+                report.epochCheckpointReason = "\(name) named \(stored.entries.count) epochs, the log's batches \(reconciled.entries.count)"
+                    + " (a crash or retention left it ahead or behind the log)"
+            case .failure(let failure):
+                problem = "\(name) disagrees with the log: \(failure.reason)"
+            }
+        }
+        if let problem {
+            history = first == next ? EpochHistory() : try rebuild(segments)
+            report.epochCheckpoint = .rebuilt
+            report.epochCheckpointReason = problem
+        }
+        try SegmentLog.writeDurably(EpochCheckpoint.encoded(history), to: path, in: files)
+        return (history, history)
+    }
+
+    struct Disagreement: Error { let reason: String }
+
+    /// The stored history cut to the log and merged with the batches scanned at open; a
+    /// failure when it contradicts what open knows of the log.
+    func reconcile(_ stored: EpochHistory, first: UInt64, next: UInt64, lastEpoch: UInt64, segments: [SegmentInfo],
+                   scanned: [(baseOffset: UInt64, starts: [EpochHistory.Entry])]) -> Result<EpochHistory, Disagreement> {
+        var history = stored.reconciled(firstOffset: first, nextOffset: next)
+        // The scanned segments that reach the end of the log, oldest first: their batches
+        // are known, so they replace whatever the file says from there on.
+        let scannedStarts = Dictionary(scanned.map { ($0.baseOffset, $0.starts) }, uniquingKeysWith: { $1 })
+        var from: Int?
+        for i in segments.indices.reversed() {
+            guard scannedStarts[segments[i].baseOffset] != nil else { break }
+            from = i
+        }
+        if let from {
+            history.truncate(toNextOffset: segments[from].baseOffset)
+            for entry in segments[from...].flatMap({ scannedStarts[$0.baseOffset]! }) {
+                if let last = history.lastEpoch, entry.epoch < last {
+                    return .failure(Disagreement(reason: "the batch at offset \(entry.startOffset) has epoch \(entry.epoch),"
+                                                 + " below epoch \(last) that the file says came before it"))
+                }
+                history.record(epoch: entry.epoch, startOffset: entry.startOffset)
+            }
+        }
+        guard let firstEntry = history.entries.first, firstEntry.startOffset == first else {
+            return .failure(Disagreement(reason: "it names no epoch for the log's first offset \(first)"))
+        }
+        guard history.lastEpoch == lastEpoch else {
+            return .failure(Disagreement(reason: "its last epoch is \(history.lastEpoch ?? 0), the last batch's is \(lastEpoch)"))
+        }
+        return .success(history)
+    }
+
+    /// The history read from the batch headers of every segment, jumping from header to
+    /// header (payloads are neither read nor checked: reads check them).
+    func rebuild(_ segments: [SegmentInfo]) throws -> EpochHistory {
+        var history = EpochHistory()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        for segment in segments where !segment.isEmpty {
+            let file = try segment.handle.file()
+            var position = Int64(Format.segmentHeaderBytes)
+            var expected = segment.baseOffset
+            var bufferStart: Int64 = 0
+            var bufferCount = 0
+            func damage(_ reason: String) -> LogError {
+                .corruption(file: file.path, position: position, offset: expected, reason: reason + " (rebuilding the epoch history)")
+            }
+            while expected < segment.nextOffset {
+                guard position + Int64(Format.batchHeaderBytes) <= segment.endPosition else {
+                    throw damage("the segment's batches end before offset \(segment.nextOffset)")
+                }
+                if position < bufferStart || position + Int64(Format.batchHeaderBytes) > bufferStart + Int64(bufferCount) {
+                    bufferStart = position
+                    bufferCount = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: position) }
+                    guard bufferCount >= Format.batchHeaderBytes else { throw damage("the file ends inside a batch header") }
+                }
+                let at = Int(position - bufferStart)
+                let decoded = buffer.withUnsafeBytes {
+                    BatchHeader.decode(UnsafeRawBufferPointer(rebasing: $0[at..<(at + Format.batchHeaderBytes)]))
+                }
+                guard case .success(let header) = decoded else { throw damage("bad batch header") }
+                guard header.firstOffset == expected else { throw damage("offset \(header.firstOffset) where \(expected) was expected") }
+                if let last = history.lastEpoch, header.leaderEpoch < last {
+                    throw damage("epoch \(header.leaderEpoch) after epoch \(last)")
+                }
+                history.record(epoch: header.leaderEpoch, startOffset: header.firstOffset)
+                expected = header.nextOffset
+                position += Int64(header.totalBytes)
+            }
+            guard expected == segment.nextOffset else { throw damage("a batch runs past offset \(segment.nextOffset)") }
+        }
+        return history
+    }
+}
