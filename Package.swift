@@ -96,6 +96,9 @@ let package = Package(
                 "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // The replication workloads (issue 9) embed the primary as a `Node`.
+                "ShipLogNode", "ShipLogProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Benchmarks/ShipLogBench"),
 
