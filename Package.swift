@@ -121,6 +121,8 @@ let package = Package(
                 "ShipLogNode", "ShipLogProtocol", "ShipLogStorage", "ShipLogTool",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
     ]

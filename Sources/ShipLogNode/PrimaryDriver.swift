@@ -151,6 +151,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let frame, let connection):
+                if case .followReply(let reply) = frame, reply.kind == .reset { metrics.fullResyncs.increment() }
                 sessions[connection]?.channel.writeAndFlush(frame, promise: nil)
             case .ship(let connection, let from, let maxBytes, let epoch, let commitOffset):
                 startShip(connection, Ship(from: from, maxBytes: maxBytes, epoch: epoch, commitOffset: commitOffset))

@@ -43,11 +43,12 @@ public struct BatchCursor {
         generation = now
         scanner = nil
         limit = 0
-        if lowest < nextOffset { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: lowest) }
         // A reset restarts the log at an offset that may lie past this reader: the records
-        // it waited for will never come, so it resyncs too.
+        // it waited for will never come, so it resyncs too, from the log's new start.
         let first = log.state.withLock { $0.firstOffset }
-        if nextOffset < first { throw LogError.truncated(readerOffset: nextOffset, newNextOffset: first) }
+        if lowest < nextOffset || nextOffset < first {
+            throw LogError.truncated(readerOffset: nextOffset, newNextOffset: max(lowest, first))
+        }
         return lowest
     }
 

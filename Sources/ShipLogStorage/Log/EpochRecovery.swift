@@ -21,8 +21,9 @@ public enum EpochCheckpointRecovery: Sendable, Equatable {
 /// epochs past the log's end or before its start. Cutting it to the log's offsets gives the
 /// history. The only part of the log that a crash leaves uncertain is the tail, which open
 /// scans (the last segment, or every segment outside the default recovery mode); the file is
-/// reconciled with those batches. What remains is checked cheaply against facts open knows
-/// anyway: the first epoch starts at the log's first offset, and the last is the last batch's.
+/// reconciled with those batches. What remains is checked cheaply: the first epoch starts at
+/// the log's first offset, the last is the last batch's, and each entry's boundary is read
+/// from two batch headers (`checkBoundaries`), which proves it against a stale file too.
 /// Anything else (no file, a bad CRC, an unknown version, a disagreement) rebuilds the
 /// history from the batch headers of every segment: about 48 bytes read per batch.
 struct EpochRecovery {
@@ -102,6 +103,11 @@ struct EpochRecovery {
         guard history.lastEpoch == lastEpoch else {
             return .failure(Disagreement(reason: "its last epoch is \(history.lastEpoch ?? 0), the last batch's is \(lastEpoch)"))
         }
+        do {
+            if let wrong = try checkBoundaries(history, segments: segments) { return .failure(Disagreement(reason: wrong)) }
+        } catch {
+            return .failure(Disagreement(reason: "\(error)"))
+        }
         return .success(history)
     }
 
@@ -109,40 +115,120 @@ struct EpochRecovery {
     /// header (payloads are neither read nor checked: reads check them).
     func rebuild(_ segments: [SegmentInfo]) throws -> EpochHistory {
         var history = EpochHistory()
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
         for segment in segments where !segment.isEmpty {
-            let file = try segment.handle.file()
-            var position = Int64(Format.segmentHeaderBytes)
-            var expected = segment.baseOffset
-            var bufferStart: Int64 = 0
-            var bufferCount = 0
-            func damage(_ reason: String) -> LogError {
-                .corruption(file: file.path, position: position, offset: expected, reason: reason + " (rebuilding the epoch history)")
-            }
-            while expected < segment.nextOffset {
-                guard position + Int64(Format.batchHeaderBytes) <= segment.endPosition else {
-                    throw damage("the segment's batches end before offset \(segment.nextOffset)")
-                }
-                if position < bufferStart || position + Int64(Format.batchHeaderBytes) > bufferStart + Int64(bufferCount) {
-                    bufferStart = position
-                    bufferCount = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: position) }
-                    guard bufferCount >= Format.batchHeaderBytes else { throw damage("the file ends inside a batch header") }
-                }
-                let at = Int(position - bufferStart)
-                let decoded = buffer.withUnsafeBytes {
-                    BatchHeader.decode(UnsafeRawBufferPointer(rebasing: $0[at..<(at + Format.batchHeaderBytes)]))
-                }
-                guard case .success(let header) = decoded else { throw damage("bad batch header") }
-                guard header.firstOffset == expected else { throw damage("offset \(header.firstOffset) where \(expected) was expected") }
+            var walker = try HeaderWalker(segment, from: Int64(Format.segmentHeaderBytes), expected: segment.baseOffset)
+            while let header = try walker.next() {
                 if let last = history.lastEpoch, header.leaderEpoch < last {
-                    throw damage("epoch \(header.leaderEpoch) after epoch \(last)")
+                    throw walker.damage("epoch \(header.leaderEpoch) after epoch \(last)")
                 }
                 history.record(epoch: header.leaderEpoch, startOffset: header.firstOffset)
-                expected = header.nextOffset
-                position += Int64(header.totalBytes)
             }
-            guard expected == segment.nextOffset else { throw damage("a batch runs past offset \(segment.nextOffset)") }
         }
         return history
+    }
+
+    /// Checks every entry against the batch headers at its boundary: a batch of its epoch
+    /// starts exactly at its start offset, and the batch just before is in the previous
+    /// entry's epoch. With the first entry at the log's first offset, the last in the last
+    /// batch's epoch, and epochs never decreasing along the log, that proves the history
+    /// names exactly the batches' epochs. Two headers read per entry (after a scan of at
+    /// most one index interval), so it costs little however long the log.
+    func checkBoundaries(_ history: EpochHistory, segments: [SegmentInfo]) throws -> String? {
+        for (i, entry) in history.entries.enumerated() {
+            let start = entry.startOffset
+            guard let k = segments.lastIndex(where: { $0.baseOffset <= start && !$0.isEmpty }), start < segments[k].nextOffset else {
+                return "epoch \(entry.epoch) starts at offset \(start), outside the log"
+            }
+            var before: BatchHeader?
+            var at: BatchHeader?
+            if start == segments[k].baseOffset {
+                if k > 0, i > 0 {
+                    let previous = segments[k - 1]
+                    var walker = try HeaderWalker(previous, from: lastIndexedPosition(previous), expected: nil)
+                    while let header = try walker.next() { before = header }
+                }
+                var walker = try HeaderWalker(segments[k], from: Int64(Format.segmentHeaderBytes), expected: start)
+                at = try walker.next()
+            } else {
+                let from = indexFloor(segments[k], start - 1)
+                var walker = try HeaderWalker(segments[k], from: from, expected: nil)
+                while let header = try walker.next() {
+                    if header.nextOffset <= start - 1 { continue }
+                    if header.firstOffset < start { before = header } else { at = header; break }
+                }
+            }
+            guard let at, at.firstOffset == start, at.leaderEpoch == entry.epoch else {
+                return "no batch of epoch \(entry.epoch) starts at offset \(start)"
+            }
+            if i > 0, before?.leaderEpoch != history.entries[i - 1].epoch {
+                return "the batch before offset \(start) is not in epoch \(history.entries[i - 1].epoch)"
+            }
+        }
+        return nil
+    }
+
+    /// Where a scan for `offset` in `segment` may start: its index's entry at or before it.
+    private func indexFloor(_ segment: SegmentInfo, _ offset: UInt64) -> Int64 {
+        let index = segment.index ?? files.loadIndex(baseOffset: segment.baseOffset, segmentBytes: segment.endPosition)
+            .map { SparseIndex(entries: $0.entries) }
+        return index?.floor(offset)?.position ?? Int64(Format.segmentHeaderBytes)
+    }
+
+    private func lastIndexedPosition(_ segment: SegmentInfo) -> Int64 {
+        indexFloor(segment, segment.nextOffset - 1)
+    }
+}
+
+/// Reads the batch headers of one segment in order, jumping over payloads, through a 64 KiB
+/// buffer; checks that offsets are contiguous and that batches end at the segment's end.
+struct HeaderWalker {
+    let file: any StorageFile
+    let segment: SegmentInfo
+    var position: Int64
+    /// The offset the next batch must start at; nil to take the first one as it comes.
+    var expected: UInt64?
+    private var buffer = [UInt8](repeating: 0, count: 64 << 10)
+    private var bufferStart: Int64 = 0
+    private var bufferCount = 0
+
+    init(_ segment: SegmentInfo, from position: Int64, expected: UInt64?) throws {
+        self.file = try segment.handle.file()
+        self.segment = segment
+        self.position = position
+        self.expected = expected
+    }
+
+    func damage(_ reason: String) -> LogError {
+        .corruption(file: file.path, position: position, offset: expected, reason: reason + " (reading epochs from batch headers)")
+    }
+
+    /// The next header, nil at the segment's end.
+    mutating func next() throws -> BatchHeader? {
+        if position == segment.endPosition || expected == segment.nextOffset {
+            guard position == segment.endPosition, expected.map({ $0 == segment.nextOffset }) ?? true else {
+                throw damage("the segment's batches do not end at offset \(segment.nextOffset), byte \(segment.endPosition)")
+            }
+            return nil
+        }
+        guard position + Int64(Format.batchHeaderBytes) <= segment.endPosition else {
+            throw damage("a batch header runs past the segment's end")
+        }
+        if position < bufferStart || position + Int64(Format.batchHeaderBytes) > bufferStart + Int64(bufferCount) {
+            bufferStart = position
+            let at = position
+            bufferCount = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: at) }
+            guard bufferCount >= Format.batchHeaderBytes else { throw damage("the file ends inside a batch header") }
+        }
+        let at = Int(position - bufferStart)
+        let decoded = buffer.withUnsafeBytes {
+            BatchHeader.decode(UnsafeRawBufferPointer(rebasing: $0[at..<(at + Format.batchHeaderBytes)]))
+        }
+        guard case .success(let header) = decoded else { throw damage("bad batch header") }
+        if let expected, header.firstOffset != expected {
+            throw damage("offset \(header.firstOffset) where \(expected) was expected")
+        }
+        position += Int64(header.totalBytes)
+        expected = header.nextOffset
+        return header
     }
 }

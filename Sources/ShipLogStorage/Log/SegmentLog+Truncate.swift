@@ -234,12 +234,14 @@ extension SegmentLog {
         precondition(state.nextOffset == keepNext, "truncate ends the log at the kept offset")
     }
 
-    /// The active segment's end, which is on disk, becomes the flushed and durable end.
+    /// The active segment's end, which is on disk, becomes the log's flushed and durable end.
     func adoptActiveEnd(_ state: inout LogState) {
         state.flushedPosition = state.active.endPosition
         state.durablePosition = state.active.endPosition
         state.flushedNextOffset = state.active.nextOffset
         state.durableNextOffset = state.active.nextOffset
+        // The batches past it are gone (a truncate or reset failing part-way stops here too).
+        state.epochHistory.truncate(toNextOffset: state.active.nextOffset)
     }
 
     /// The lowest first-removed offset of the truncations after `generation`; nil if none.
