@@ -35,6 +35,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     private var lastAppendID: UInt64 = 0
     /// The log end last reported to the machine; shipping never reads past it.
     private var reportedNextOffset: UInt64
+    /// The batches appended last, shipped from memory to a follower that is caught up.
+    private var recent = RecentBatches(maxBytes: 4 << 20)
     private var stopped = false
     private var ticker: RepeatedTask?
 
@@ -79,13 +81,27 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     }
 
     /// Waits until the machine acknowledges `offsets` under `mode` (at once for `.async`).
-    func replicate(_ offsets: Range<UInt64>, mode: ReplicationMode) async throws {
+    /// `stored` is the batch holding exactly `offsets` as the log stored it, if the caller has
+    /// it: shipped from memory instead of read back from the log on the thread pool.
+    func replicate(_ offsets: Range<UInt64>, stored: [UInt8]? = nil, mode: ReplicationMode) async throws {
+        try await startReplicating(offsets, stored: stored, mode: mode)?.get()
+    }
+
+    /// `replicate` without the wait: the future completes when `replicate` would return, so the
+    /// caller can do its own work (a local fdatasync) while the followers do theirs; nil for
+    /// `.async`, which has nothing to wait for (awaiting even a completed future costs a trip
+    /// to the event loop and back to the task).
+    func startReplicating(_ offsets: Range<UInt64>, stored: [UInt8]?, mode: ReplicationMode) -> EventLoopFuture<Void>? {
         if mode == .async {
-            loop.execute { self.noteAppended(nextOffset: offsets.upperBound) }
-            return
+            loop.execute { [self] in
+                if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
+                noteAppended(nextOffset: offsets.upperBound)
+            }
+            return nil
         }
         let promise = loop.makePromise(of: Void.self)
         loop.execute { [self] in
+            if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
             noteAppended(nextOffset: offsets.upperBound)
             guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary)) }
             lastAppendID += 1
@@ -93,7 +109,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             waiting[id] = (promise, offsets)
             perform(machine.awaitReplication(id, through: offsets.upperBound, mode: mode, now: clock.now()))
         }
-        try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     // MARK: Connections
@@ -187,22 +203,31 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             return
         }
         let limit = reportedNextOffset
+        // A follower that is caught up wants what was just appended: no read, no hop to the pool.
+        if let read = recent.read(from: ship.from, maxBytes: ship.maxBytes, below: limit) {
+            send(read, of: ship, to: connection, session.channel)
+            return
+        }
         pool.runIfActive(eventLoop: loop) { [log] in
             try ShipRead.read(log, from: ship.from, maxBytes: ship.maxBytes, below: limit)
         }.whenComplete { [self] result in
             guard !stopped, let session = sessions[connection] else { return }
             switch result {
             case .success(let read):
-                if !read.batches.isEmpty {
-                    let frame = Frame.batches(.init(epoch: ship.epoch, commitOffset: ship.commitOffset, batches: read.batches))
-                    session.channel.writeAndFlush(frame, promise: nil)
-                    metrics.bytesShipped.increment(by: Int64(read.bytes))
-                }
-                perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
+                send(read, of: ship, to: connection, session.channel)
             case .failure(let error):
                 close(connection, reason: .localFailure, message: "reading offsets from \(ship.from) to ship to \(session.peer): \(error)")
             }
         }
+    }
+
+    private func send(_ read: ShipRead.Result, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
+        if !read.batches.isEmpty {
+            let frame = Frame.batches(.init(epoch: ship.epoch, commitOffset: ship.commitOffset, batches: read.batches))
+            channel.writeAndFlush(frame, promise: nil)
+            metrics.bytesShipped.increment(by: Int64(read.bytes))
+        }
+        perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
     }
 
     // MARK: Status and stopping
