@@ -99,6 +99,8 @@ let package = Package(
                 // The replication workloads (issue 9) embed the primary as a `Node`.
                 "ShipLogNode", "ShipLogProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ShipLogBench"),
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ShipLogNode
 import ShipLogProtocol
 import ShipLogStorage
@@ -32,7 +33,10 @@ final class ReplicationCluster {
         configuration.replication.ackLevel = ackLevel
         configuration.replication.followers = [Self.followerID]
         configuration.logOptions.durability = durability
-        let primary = Node(configuration: configuration)
+        // The benchmark's table is on standard output; the node's notices would interleave with it.
+        var logger = Logger(label: "shiplog-bench.primary")
+        logger.logLevel = .warning
+        let primary = Node(configuration: configuration, logger: logger)
         try blocking { try await primary.start() }
         self.primary = primary
         guard let port = primary.listeningPort else {
@@ -48,7 +52,7 @@ final class ReplicationCluster {
         let arguments = ["serve", "--id", "\(Self.followerID.rawValue)", "--log-dir", root + "/follower",
                          "--listen", "127.0.0.1:0", "--role", "follower", "--primary", "\(Self.primaryID.rawValue)",
                          "--peer", "\(Self.primaryID.rawValue)=127.0.0.1:\(port)", "--key-file", keyFile,
-                         "--durability", durabilityName, "--log-level", "warning"]
+                         "--durability", durabilityName, "--ack-level", ackLevel.rawValue, "--log-level", "warning"]
         do {
             follower = try ChildProcess(executable: try Self.shiplogPath(), arguments: arguments, output: .pipe,
                                         name: "shiplog serve (follower)")
@@ -74,7 +78,8 @@ final class ReplicationCluster {
 
     /// The primary's view of the follower.
     func followerStatus() throws -> (status: NodeStatus, follower: NodeStatus.Follower?) {
-        let status = try blocking { try await self.primary.status() }
+        let primary = self.primary
+        let status = try blocking { try await primary.status() }
         return (status, status.followers.first { $0.node == Self.followerID.rawValue })
     }
 
@@ -96,7 +101,8 @@ final class ReplicationCluster {
     /// the cluster's directory.
     func stop() {
         follower.stop()
-        try? blocking { try await self.primary.stop() }
+        let primary = self.primary
+        try? blocking { try await primary.stop() }
         try? FileManager.default.removeItem(atPath: root)
     }
 }

@@ -99,6 +99,12 @@ final class ReplicationWorkloads {
         try report("replication-floor", "p50_latency_fsync_us", values["replication-floor-fsync-p50"]!, "us",
                    baseline: "raw-fdatasync-p50-plus-rtt",
                    note: "\(synced.totalCount) appends, the same with fdatasync on both sides (the local one while the replica works)")
+        let taskHop = try ReplicationFloor.taskToEventLoopRoundTrip()
+        try report("replication-floor", "task_to_event_loop_round_trip_us", Double(taskHop.valueAtPercentile(50)) / 1000, "us",
+                   note: "p50 of \(taskHop.totalCount): a task runs a closure on NIO's event loop and awaits its promise")
+        let append = try ReplicationFloor.asyncAppend(path: root + "/async-append")
+        try report("replication-floor", "async_append_p50_us", Double(append.valueAtPercentile(50)) / 1000, "us",
+                   note: "p50 of \(append.totalCount): one 1 KiB record through SegmentLog's async append from a task, LZ4, os")
         try report("replication-floor", "thread_handoff_round_trip_us", Double(handOff.valueAtPercentile(50)) / 1000, "us",
                    note: "p50 of \(handOff.totalCount): one thread wakes another with a semaphore and is woken back (two hand-offs)")
     }
@@ -132,6 +138,17 @@ final class ReplicationWorkloads {
             defer { cluster.stop() }
             latencies = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
             rate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil)
+            // Where the time goes: the same appends without waiting for the follower.
+            let local = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp, mode: .async)
+            try report("replicate-sync", "p50_latency_async_us", Double(local.valueAtPercentile(50)) / 1000, "us",
+                       note: "breakdown: the same appends from 1 task in mode async (the local write and the hand-off to the event loop)")
+        }
+        do {
+            let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync-received"), ackLevel: .received, durability: .os)
+            defer { cluster.stop() }
+            let received = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
+            try report("replicate-sync", "p50_latency_received_us", Double(received.valueAtPercentile(50)) / 1000, "us",
+                       note: "breakdown: the same at ack level received (the follower acknowledges before writing)")
         }
         let how = "embedded primary + `shiplog serve` follower on 127.0.0.1, sync(quorum: 1), ack level written, durability os"
         let p50 = Double(latencies.valueAtPercentile(50)) / 1000
@@ -161,14 +178,14 @@ final class ReplicationWorkloads {
     }
 
     /// Latencies in ns of `count` sync(quorum: 1) appends of one record from one task.
-    private func timedAppends(_ node: Node, count: Int, warmUp: Int) throws -> Histogram<UInt64> {
+    private func timedAppends(_ node: Node, count: Int, warmUp: Int, mode: ReplicationMode = .sync(quorum: 1)) throws -> Histogram<UInt64> {
         let records = self.records
         return try blocking {
             var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             let deadline = monotonicNanoseconds() + 60_000_000_000
             for i in 0..<(warmUp + count) {
                 let start = monotonicNanoseconds()
-                try await node.append([records[i % records.count]], mode: .sync(quorum: 1))
+                try await node.append([records[i % records.count]], mode: mode)
                 let end = monotonicNanoseconds()
                 if i >= warmUp {
                     histogram.record(end - start)
