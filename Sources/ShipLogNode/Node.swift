@@ -189,6 +189,21 @@ public final class Node: Sendable {
         return batch.bytes
     }
 
+    /// Deletes the oldest sealed segments as `policy` says (see `SegmentLog.enforceRetention`) and,
+    /// on a primary, tells replication: a follower that still needs them gets a full resync.
+    /// Returns the paths removed.
+    @discardableResult
+    public func enforceRetention(_ policy: RetentionPolicy) async throws -> [String] {
+        let running = try running()
+        let before = running.log.totalBytes
+        let removed = try await running.log.enforceRetention(policy)
+        if let primary = running.primary {
+            let bytes = max(0, before - running.log.totalBytes)
+            try await running.loop.submit { primary.noteRetained(bytesRemoved: bytes) }.get()
+        }
+        return removed
+    }
+
     /// The node's role, epoch, offsets and (on a primary) each follower's progress and lag.
     public func status() async throws -> NodeStatus {
         let running = try running()

@@ -70,8 +70,9 @@ public struct NodeConfiguration: Sendable {
 public enum NodeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Appends go to the primary; this node follows `primary`.
     case notPrimary(node: NodeID, primary: NodeID)
-    /// The records were written locally at `offsets` but the followers did not acknowledge them.
-    case replicationFailed(offsets: Range<UInt64>, ReplicationError)
+    /// The records were written locally at `offsets` but the followers did not acknowledge them;
+    /// `followers` says where each configured follower stood at that moment.
+    case replicationFailed(offsets: Range<UInt64>, ReplicationError, followers: String)
     /// The node is not running (never started, or stopped).
     case notRunning(node: NodeID)
     /// The configuration cannot work (a follower without its primary's address, say).
@@ -83,8 +84,9 @@ public enum NodeError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .notPrimary(let node, let primary):
             "\(node) is a follower: send appends to its primary, \(primary)"
-        case .replicationFailed(let offsets, let error):
+        case .replicationFailed(let offsets, let error, let followers):
             "offsets \(offsets.lowerBound)..<\(offsets.upperBound) are in the primary's log but not acknowledged: \(error.explained)"
+                + (followers.isEmpty ? "" : " (\(followers))")
         case .notRunning(let node):
             "\(node) is not running"
         case .invalidConfiguration(let message):

@@ -37,6 +37,10 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     private var reportedNextOffset: UInt64
     /// The batches appended last, shipped from memory to a follower that is caught up.
     private var recent = RecentBatches(maxBytes: 4 << 20)
+    /// The log's first offset last reported to the machine (retention moves it up).
+    private var reportedFirstOffset: UInt64
+    /// Stored bytes retention removed, so the byte count the machine sees only grows.
+    private var bytesRetained: Int64 = 0
     private var stopped = false
     private var ticker: RepeatedTask?
 
@@ -53,6 +57,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         self.metrics = metrics
         let view = PrimaryReplicator.LogView(firstOffset: log.firstOffset, nextOffset: log.nextOffset, epochs: log.epochHistory)
         self.reportedNextOffset = view.nextOffset
+        self.reportedFirstOffset = view.firstOffset
         self.machine = PrimaryReplicator(configuration: replication, nodeID: configuration.id, epoch: epoch, log: view,
                                          now: clock.now(), endBytes: log.totalBytes)
     }
@@ -63,6 +68,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         let interval = TimeAmount.nanoseconds(Int64(tickInterval.milliseconds * 1_000_000))
         ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
             guard !stopped else { return }
+            // Retention run on the log directly (not through Node) shows up here.
+            noteRetained(bytesRemoved: 0)
             perform(machine.tick(now: clock.now()))
             metrics.recordLag(machine.followers)
         }
@@ -77,7 +84,18 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         // largest finished append is written (the log writes batches in order).
         guard !stopped, nextOffset > reportedNextOffset else { return }
         reportedNextOffset = nextOffset
-        perform(machine.logAppended(nextOffset: nextOffset, endBytes: log.totalBytes, epochs: log.epochHistory, now: clock.now()))
+        perform(machine.logAppended(nextOffset: nextOffset, endBytes: log.totalBytes + bytesRetained,
+                                    epochs: log.epochHistory, now: clock.now()))
+    }
+
+    /// Tells the machine when retention moved the log's first offset up. Call on the loop.
+    func noteRetained(bytesRemoved: Int64) {
+        loop.preconditionInEventLoop()
+        bytesRetained += bytesRemoved
+        let first = log.firstOffset
+        guard !stopped, first > reportedFirstOffset else { return }
+        reportedFirstOffset = first
+        perform(machine.logRetained(firstOffset: first, now: clock.now()))
     }
 
     /// Waits until the machine acknowledges `offsets` under `mode` (at once for `.async`).
@@ -103,7 +121,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         loop.execute { [self] in
             if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
             noteAppended(nextOffset: offsets.upperBound)
-            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary)) }
+            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: "")) }
             lastAppendID += 1
             let id = AppendID(lastAppendID)
             waiting[id] = (promise, offsets)
@@ -176,7 +194,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
                 waiting.removeValue(forKey: id)?.promise.succeed(())
             case .fail(let id, let error):
                 if let (promise, offsets) = waiting.removeValue(forKey: id) {
-                    promise.fail(NodeError.replicationFailed(offsets: offsets, error))
+                    promise.fail(NodeError.replicationFailed(offsets: offsets, error, followers: followerSummary()))
                 }
             case .close(let connection, let reason, let message):
                 close(connection, reason: reason, message: message)
@@ -216,6 +234,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             case .success(let read):
                 send(read, of: ship, to: connection, session.channel)
             case .failure(let error):
+                noteRetained(bytesRemoved: 0)  // a read below the first offset: retention ran
                 close(connection, reason: .localFailure, message: "reading offsets from \(ship.from) to ship to \(session.peer): \(error)")
             }
         }
@@ -232,6 +251,15 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
 
     // MARK: Status and stopping
 
+    /// Where each follower stands, for errors: "node 2 disconnected; node 3 streaming, in sync, written below 40".
+    private func followerSummary() -> String {
+        machine.followers.map { f in
+            let state = f.connection == nil ? "disconnected" : (f.streaming ? "streaming" : "connected")
+            return "\(f.node) \(state)\(f.inSync ? ", in sync" : ""), received/written/durable below "
+                + "\(f.progress.received)/\(f.progress.written)/\(f.progress.durable)"
+        }.joined(separator: "; ")
+    }
+
     func status() -> NodeStatus {
         loop.preconditionInEventLoop()
         return NodeStatus(node: nodeID.rawValue, role: "primary", primary: nil, epoch: machine.epoch,
@@ -247,7 +275,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         perform(machine.stop(now: clock.now()))
         stopped = true
         ticker?.cancel()
-        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary)) }
+        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary, followers: "")) }
         waiting = [:]
         for (_, session) in sessions { session.channel.close(promise: nil) }
         sessions = [:]

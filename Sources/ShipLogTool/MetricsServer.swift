@@ -1,12 +1,15 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
+import ShipLogNode
 
 /// `serve --metrics-port`: the registry's metrics in Prometheus text format at any path
-/// (`/metrics` by convention), over a minimal HTTP/1.1 handler. Stops on graceful shutdown.
+/// (`/metrics` by convention), over a minimal HTTP/1.1 handler. Prints "metrics on HOST:PORT"
+/// once bound. Stops on graceful shutdown.
 struct MetricsServer: Service {
     let host: String
     let port: Int
@@ -24,7 +27,8 @@ struct MetricsServer: Service {
                 }
             }
             .bind(host: host, port: port).get()
-        logger.info("metrics at http://\(host):\(channel.localAddress?.port ?? port)/metrics")
+        // Like "listening on", a line tests and operators can wait for (the port may have been 0).
+        FileHandle.standardOutput.write(Data("metrics on \(PeerAddress(host: host, port: channel.localAddress?.port ?? port))\n".utf8))
         try? await gracefulShutdown()
         try? await channel.close()
     }
@@ -42,8 +46,11 @@ private final class MetricsHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "text/plain; version=0.0.4")
         headers.add(name: "Content-Length", value: String(body.count))
+        // One response per connection keeps the handler trivial; scrapers reconnect.
+        headers.add(name: "Connection", value: "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

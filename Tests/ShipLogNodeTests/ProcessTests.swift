@@ -13,6 +13,8 @@ struct ProcessTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServeProcess.toolPath)
         process.arguments = arguments
+        // The key only ever comes from --key-file here, whatever the test's own environment holds.
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "SHIPLOG_CLUSTER_KEY" }
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
@@ -36,7 +38,7 @@ struct ProcessTests {
         let common = ["--key-file", keyFile, "--heartbeat-interval-ms", "50", "--segment-bytes", "262144", "--log-level", "warning"]
         let primary = try ServeProcess(name: "primary", arguments: [
             "--id", "1", "--log-dir", dir.sub("1"), "--listen", "127.0.0.1:0", "--follower", "2", "--follower", "3",
-            "--stdin-appends", "sync:1"] + common)
+            "--stdin-appends", "sync:1", "--metrics-port", "0"] + common)
         processes.append(primary)
         let primaryAddress = try primary.listeningAddress()
         func startFollower(_ id: Int) throws -> (ServeProcess, PeerAddress) {
@@ -47,24 +49,42 @@ struct ProcessTests {
             return (follower, try follower.listeningAddress())
         }
         var (follower2, address2) = try startFollower(2)
-        let (follower3, address3) = try startFollower(3)
+        // Follower 3 takes its settings from a --config file instead of flags.
+        let configFile = dir.sub("node3.json")
+        let settings = #"{"id": 3, "role": "follower", "primary": 1, "peers": {"1": "\#(primaryAddress)"}, "#
+            + #""logDirectory": "\#(dir.sub("3"))", "listen": "127.0.0.1:0", "keyFile": "\#(keyFile)", "#
+            + #""heartbeatIntervalMs": 50, "segmentBytes": 262144}"#
+        try Data(settings.utf8).write(to: URL(fileURLWithPath: configFile))
+        let follower3 = try ServeProcess(name: "follower 3", arguments: ["--config", configFile, "--log-level", "warning"])
+        processes.append(follower3)
+        let address3 = try follower3.listeningAddress()
 
-        func appendAndWait(_ range: Range<Int>, whenAcknowledged: (Int) -> Void = { _ in }) throws {
+        /// Appends one record per index, then reads the acknowledgements in order.
+        func appendAndWait(_ range: Range<Int>, whenAcknowledged: (_ index: Int, _ end: UInt64) async throws -> Void = { _, _ in }) async throws {
             for i in range { primary.send("record \(i) " + String(repeating: "x", count: i % 300)) }
             for k in range.indices {
                 let line = try primary.waitForLine { $0.hasPrefix("ack ") || $0.hasPrefix("error") }
-                #expect(line.hasPrefix("ack "), "append \(k): \(line)")
-                whenAcknowledged(k - range.lowerBound)
+                let parts = line.split(separator: " ")
+                #expect(parts.count == 3 && parts[0] == "ack", "append \(k): \(line)")
+                try await whenAcknowledged(k - range.lowerBound, parts.count == 3 ? UInt64(parts[2]) ?? 0 : 0)
             }
         }
-        try appendAndWait(0..<100)
+        // sync:1 at ack level written: once acknowledged, at least one follower's own log has it.
+        try await appendAndWait(0..<100) { index, end in
+            guard index % 10 == 0 else { return }
+            var holding = 0
+            for address in [address2, address3] {
+                if try await NodeStatusClient.fetch(from: address, clusterKey: testKey).nextOffset >= end { holding += 1 }
+            }
+            #expect(holding >= 1, "offsets below \(end) acknowledged, but no follower's log holds them")
+        }
         // SIGKILL follower 2 while appends stream; follower 3 keeps acknowledging.
-        try appendAndWait(100..<400) { acknowledged in
-            if acknowledged == 50 { follower2.signal(SIGKILL) }
+        try await appendAndWait(100..<400) { index, _ in
+            if index == 50 { follower2.signal(SIGKILL) }
         }
         #expect(follower2.waitForExit(timeout: 10)?.signaled == true)
         (follower2, address2) = try startFollower(2)
-        try appendAndWait(400..<450)
+        try await appendAndWait(400..<450)
 
         for address in [address2, address3] {
             try await waitUntil("the follower at \(address) to catch up", timeout: .seconds(30)) {
@@ -75,6 +95,19 @@ struct ProcessTests {
         #expect(status.status == 0, "\(status.errors)")
         let document = try NodeStatus.decode(json: Array(status.output.utf8))
         #expect(document.role == "primary" && document.nextOffset == 450 && document.followers.count == 2)
+        let text = try runTool(["status", "\(address2)", "--key-file", keyFile])
+        #expect(text.status == 0 && text.output.contains("node 2: follower of node 1"), "\(text.output) \(text.errors)")
+        let refused = try runTool(["status", "\(primaryAddress)"])  // no key anywhere: a usage error
+        #expect(refused.status == 2 && refused.errors.contains("SHIPLOG_CLUSTER_KEY"), "\(refused.errors)")
+
+        let metricsLine = try primary.waitForLine { $0.hasPrefix("metrics on ") }
+        let metricsPort = try #require(PeerAddress(parsing: String(metricsLine.dropFirst("metrics on ".count)))?.port)
+        let metrics = try await httpGet(port: metricsPort, path: "/metrics")
+        #expect(metrics.hasPrefix("HTTP/1.1 200"), "\(metrics.prefix(200))")
+        for name in ["shiplog_replication_acknowledgements_total", "shiplog_replication_bytes_shipped_total",
+                     "shiplog_follower_lag_records", "shiplog_follower_lag_milliseconds"] {
+            #expect(metrics.contains(name), "\(name) missing from the metrics")
+        }
 
         for process in [primary, follower2, follower3] { process.signal(SIGTERM) }
         for process in [primary, follower2, follower3] {

@@ -67,6 +67,7 @@ struct ReplicationTests {
             #expect(expected.count == 300)
             #expect(try allRecords(restarted.log) == expected)
             // And it keeps up with new appends, counting towards sync quorums again.
+            try await cluster.waitForStreaming()
             let last = try await cluster.primary.append([record(300)], mode: .syncAll)
             #expect(try restarted.log.nextOffset >= last.upperBound)
         } catch {
@@ -106,9 +107,9 @@ struct ReplicationTests {
                 try await cluster.primary.append([record(1)], mode: .sync(quorum: 1))
                 Issue.record("a sync append without followers succeeded")
             } catch let error as NodeError {
-                guard case .replicationFailed(let offsets, _) = error else { throw error }
+                guard case .replicationFailed(let offsets, _, let followers) = error else { throw error }
                 #expect(offsets == 1..<2)
-                #expect("\(error)".contains("1..<2"))
+                #expect("\(error)".contains("1..<2") && followers.contains("node 2 disconnected"), "\(error)")
             }
             cluster.followers = []
         } catch {

@@ -55,19 +55,17 @@ final class ServeProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var stderr: String { lock.lock(); defer { lock.unlock() }; return errorText }
 
-    /// Waits for the first output line that satisfies `match`, consuming lines up to it.
+    /// Waits for the first output line that satisfies `match`, and consumes it.
     func waitForLine(timeout: TimeInterval = 20, _ match: (String) -> Bool) throws -> String {
         let deadline = Date(timeIntervalSinceNow: timeout)
         lock.lock()
         defer { lock.unlock() }
         while true {
             if let index = lines.firstIndex(where: match) {
-                let line = lines[index]
-                lines.removeFirst(index + 1)
-                return line
+                return lines.remove(at: index)
             }
             guard process.isRunning, lock.wait(until: deadline) else {
-                if let index = lines.firstIndex(where: match) { let line = lines[index]; lines.removeFirst(index + 1); return line }
+                if let index = lines.firstIndex(where: match) { return lines.remove(at: index) }
                 throw TimedOut(what: "\(name) to print a matching line (running: \(process.isRunning)); stderr: \(errorText.suffix(2000))")
             }
         }

@@ -42,11 +42,14 @@ final class LocalCluster {
 
     static let primaryID = NodeID(1)
 
+    /// Starts `count` followers (nodes 2, 3, ...); the primary expects `expecting` (default:
+    /// those) and the cluster is ready once `waitFor` (default: all expected) are in sync.
     init(followers count: Int, replication base: ReplicationConfiguration = ReplicationConfiguration(),
-         key: [UInt8] = testKey) async throws {
+         key: [UInt8] = testKey, expecting: [NodeID]? = nil, waitFor: [NodeID]? = nil) async throws {
         directory = try TemporaryDirectory()
         var replication = base
-        replication.followers = (0..<count).map { NodeID(UInt64($0 + 2)) }
+        let started = (0..<count).map { NodeID(UInt64($0 + 2)) }
+        replication.followers = expecting ?? started
         replication.heartbeatInterval = .milliseconds(50)
         self.replication = replication
         var configuration = NodeConfiguration(id: Self.primaryID, logDirectory: directory.sub("1"), clusterKey: key, role: .primary)
@@ -56,19 +59,19 @@ final class LocalCluster {
         try await primary.start()
         primaryAddress = PeerAddress(host: "127.0.0.1", port: primary.listeningPort!)
         followers = []
-        for id in replication.followers {
+        for id in started {
             let follower = makeFollower(id)
             try await follower.start()
             followers.append(follower)
         }
-        try await waitForStreaming()
+        try await waitForStreaming(waitFor ?? replication.followers)
     }
 
-    /// Waits until the primary streams to every follower it expects (so sync appends can succeed).
-    func waitForStreaming(timeout: Duration = .seconds(10)) async throws {
-        let expected = Set(replication.followers.map(\.rawValue))
+    /// Waits until every follower the primary expects is streaming and in sync (so sync appends can succeed).
+    func waitForStreaming(_ nodes: [NodeID]? = nil, timeout: Duration = .seconds(10)) async throws {
+        let expected = Set((nodes ?? replication.followers).map(\.rawValue))
         try await waitUntil("the primary to stream to \(expected.sorted())", timeout: timeout) {
-            let streaming = try await primary.status().followers.filter { $0.connected && $0.streaming }.map(\.node)
+            let streaming = try await primary.status().followers.filter { $0.connected && $0.streaming && $0.inSync }.map(\.node)
             return expected.isSubset(of: Set(streaming))
         }
     }

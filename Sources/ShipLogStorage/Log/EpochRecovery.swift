@@ -116,7 +116,7 @@ struct EpochRecovery {
     func rebuild(_ segments: [SegmentInfo]) throws -> EpochHistory {
         var history = EpochHistory()
         for segment in segments where !segment.isEmpty {
-            var walker = try HeaderWalker(segment, from: Int64(Format.segmentHeaderBytes), expected: segment.baseOffset)
+            var walker = try HeaderWalker(segment, from: Int64(Format.segmentHeaderBytes), expected: segment.baseOffset, fileSystem: files.fileSystem)
             while let header = try walker.next() {
                 if let last = history.lastEpoch, header.leaderEpoch < last {
                     throw walker.damage("epoch \(header.leaderEpoch) after epoch \(last)")
@@ -144,14 +144,14 @@ struct EpochRecovery {
             if start == segments[k].baseOffset {
                 if k > 0, i > 0 {
                     let previous = segments[k - 1]
-                    var walker = try HeaderWalker(previous, from: lastIndexedPosition(previous), expected: nil)
+                    var walker = try HeaderWalker(previous, from: lastIndexedPosition(previous), expected: nil, fileSystem: files.fileSystem)
                     while let header = try walker.next() { before = header }
                 }
-                var walker = try HeaderWalker(segments[k], from: Int64(Format.segmentHeaderBytes), expected: start)
+                var walker = try HeaderWalker(segments[k], from: Int64(Format.segmentHeaderBytes), expected: start, fileSystem: files.fileSystem)
                 at = try walker.next()
             } else {
                 let from = indexFloor(segments[k], start - 1)
-                var walker = try HeaderWalker(segments[k], from: from, expected: nil)
+                var walker = try HeaderWalker(segments[k], from: from, expected: nil, fileSystem: files.fileSystem)
                 while let header = try walker.next() {
                     if header.nextOffset <= start - 1 { continue }
                     if header.firstOffset < start { before = header } else { at = header; break }
@@ -176,59 +176,5 @@ struct EpochRecovery {
 
     private func lastIndexedPosition(_ segment: SegmentInfo) -> Int64 {
         indexFloor(segment, segment.nextOffset - 1)
-    }
-}
-
-/// Reads the batch headers of one segment in order, jumping over payloads, through a 64 KiB
-/// buffer; checks that offsets are contiguous and that batches end at the segment's end.
-struct HeaderWalker {
-    let file: any StorageFile
-    let segment: SegmentInfo
-    var position: Int64
-    /// The offset the next batch must start at; nil to take the first one as it comes.
-    var expected: UInt64?
-    private var buffer = [UInt8](repeating: 0, count: 64 << 10)
-    private var bufferStart: Int64 = 0
-    private var bufferCount = 0
-
-    init(_ segment: SegmentInfo, from position: Int64, expected: UInt64?) throws {
-        self.file = try segment.handle.file()
-        self.segment = segment
-        self.position = position
-        self.expected = expected
-    }
-
-    func damage(_ reason: String) -> LogError {
-        .corruption(file: file.path, position: position, offset: expected, reason: reason + " (reading epochs from batch headers)")
-    }
-
-    /// The next header, nil at the segment's end.
-    mutating func next() throws -> BatchHeader? {
-        if position == segment.endPosition || expected == segment.nextOffset {
-            guard position == segment.endPosition, expected.map({ $0 == segment.nextOffset }) ?? true else {
-                throw damage("the segment's batches do not end at offset \(segment.nextOffset), byte \(segment.endPosition)")
-            }
-            return nil
-        }
-        guard position + Int64(Format.batchHeaderBytes) <= segment.endPosition else {
-            throw damage("a batch header runs past the segment's end")
-        }
-        if position < bufferStart || position + Int64(Format.batchHeaderBytes) > bufferStart + Int64(bufferCount) {
-            bufferStart = position
-            let at = position
-            bufferCount = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: at) }
-            guard bufferCount >= Format.batchHeaderBytes else { throw damage("the file ends inside a batch header") }
-        }
-        let at = Int(position - bufferStart)
-        let decoded = buffer.withUnsafeBytes {
-            BatchHeader.decode(UnsafeRawBufferPointer(rebasing: $0[at..<(at + Format.batchHeaderBytes)]))
-        }
-        guard case .success(let header) = decoded else { throw damage("bad batch header") }
-        if let expected, header.firstOffset != expected {
-            throw damage("offset \(header.firstOffset) where \(expected) was expected")
-        }
-        position += Int64(header.totalBytes)
-        expected = header.nextOffset
-        return header
     }
 }
