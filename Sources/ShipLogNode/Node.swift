@@ -113,6 +113,8 @@ public final class Node: Sendable {
             server = try await ServerBootstrap(group: loop)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: PipelineFactory.writeBufferWaterMark)
+                .childChannelOption(.recvAllocator, value: PipelineFactory.receiveAllocator)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try factory.install(on: channel, connection: ConnectionNumbers.next(), side: .listener,
