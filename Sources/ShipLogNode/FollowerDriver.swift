@@ -232,7 +232,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                 } catch {
                     return (.failure(error), count)
                 }
-            }
+            }.recover { error in (.failure(error), count) }  // the pool is shut down: each append fails
         }
         result.whenSuccess { [self] outcome, count in
             guard !stopped else { return }

@@ -185,6 +185,9 @@ public final class Node: Sendable {
     /// task (a short read), so the primary ships it without a read on the thread pool; nil if
     /// the log does not hold exactly that batch there (the driver then reads it as before).
     private static func storedBatch(_ log: SegmentLog, holding offsets: Range<UInt64>) -> [UInt8]? {
+        // At `buffered` the batch may still be in the log's own buffer: reading it would flush
+        // (blocking, and defeating the buffering); the driver reads it later instead.
+        guard log.options.durability != .buffered else { return nil }
         var cursor = log.batches(from: offsets.lowerBound, bufferBytes: 16 << 10)
         guard let batch = try? cursor.next(), batch.header.firstOffset == offsets.lowerBound,
               batch.header.nextOffset == offsets.upperBound else { return nil }

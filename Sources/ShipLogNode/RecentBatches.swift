@@ -2,6 +2,8 @@
 /// is caught up needs no read of the log: without it, every `ship` of a sync append went to the
 /// thread pool and back (two hand-offs between threads, about half of a sync append's time on
 /// loopback). Bounded in bytes; a follower that is further behind is read from disk as before.
+/// Valid because a primary's log only grows at its end while it is primary (it never truncates
+/// or resets its own log; the driver, and this with it, goes away on a step-down).
 /// Confined to the driver's event loop.
 struct RecentBatches {
     private var byFirstOffset: [UInt64: (bytes: [UInt8], nextOffset: UInt64)] = [:]
