@@ -98,6 +98,11 @@ let package = Package(
                 "ShipLogStorage", "CLZ4", "CSQLite", "CLevelDB", "CAppendFloor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // The replication workloads (issue 9) embed the primary as a `Node`.
+                "ShipLogNode", "ShipLogProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ShipLogBench"),
 

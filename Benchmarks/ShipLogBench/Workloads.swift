@@ -16,6 +16,8 @@ final class Workloads {
     private var appendedLogs: [String: [[[UInt8]]]] = [:]
     /// The network baselines group (issue 9), and the baselines it measured for later workloads.
     let network: NetworkBaselines
+    /// The replication workloads (issue 9), after the network baselines they are compared with.
+    let replication: ReplicationWorkloads
 
     init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?, keepLogs: Bool) {
         self.directory = directory
@@ -25,13 +27,14 @@ final class Workloads {
         self.payloadFile = payloadFile
         self.payloadRecordBytes = payloadRecordBytes
         network = NetworkBaselines(directory: directory, reporter: reporter)
+        replication = ReplicationWorkloads(directory: directory, reporter: reporter, network: network)
     }
 
     static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "append-os-8", "append-async-8", "replay", "open", "tool"]
-        + NetworkBaselines.workloads
+        + NetworkBaselines.workloads + ReplicationWorkloads.workloads
     static let all = quick + ["big"]
     /// Names that stand for several workloads in `--workloads`.
-    static let groups = ["network-baselines": NetworkBaselines.workloads]
+    static let groups = ["network-baselines": NetworkBaselines.workloads, "replication": ReplicationWorkloads.workloads]
 
     func run(_ name: String) throws {
         switch name {
@@ -46,6 +49,7 @@ final class Workloads {
         case "big": try big()
         case "tool": try tool()
         case _ where NetworkBaselines.workloads.contains(name): try network.run(name)
+        case _ where ReplicationWorkloads.workloads.contains(name): try replication.run(name)
         default: throw BenchError.usage("unknown workload \(name); known: \(Self.all.joined(separator: ","))")
         }
     }

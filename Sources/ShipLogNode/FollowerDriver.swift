@@ -16,6 +16,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     let nodeID: NodeID
     let primaryID: NodeID
     private let clock: NodeClock
+    /// Where appends and fdatasyncs run, off the event loop.
+    private let pool: NIOThreadPool
     private let logger: Logger
     private let metrics: NodeMetrics
     private var machine: FollowerReplicator
@@ -27,6 +29,11 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// The tail of the chain of log writes; each starts when the one before it ended.
     private var logWork: EventLoopFuture<Void>
     private var syncing = false
+    /// Batches of `.append` actions not yet handed to the log, and how many actions they came
+    /// in: everything that arrives while one append runs is written by the next one, and each
+    /// action is answered by one `appended`.
+    private var pendingBatches: [[UInt8]] = []
+    private var pendingAppends = 0
     /// A log write failed beyond what the machine handles: the client stops reconnecting.
     private(set) var failedLocally = false
     private var stopped = false
@@ -35,8 +42,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     var onPrimaryAuthenticated: (() -> Void)?
 
     init(loop: any EventLoop, log: SegmentLog, configuration: NodeConfiguration, replication: ReplicationConfiguration,
-         primaryID: NodeID, clock: NodeClock, logger: Logger, metrics: NodeMetrics) {
+         primaryID: NodeID, pool: NIOThreadPool, clock: NodeClock, logger: Logger, metrics: NodeMetrics) {
         self.loop = loop
+        self.pool = pool
         self.log = log
         self.nodeID = configuration.id
         self.primaryID = primaryID
@@ -140,17 +148,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             case .send(let frame):
                 primary?.channel.writeAndFlush(frame, promise: nil)
             case .append(let batches):
-                enqueueLogWork { [log] in
-                    for bytes in batches {
-                        _ = try await log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
-                    }
-                    return Self.logEnd(log)
-                } then: { [self] result in
-                    switch result {
-                    case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
-                    case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
-                    }
-                }
+                pendingBatches += batches
+                pendingAppends += 1
+                if pendingAppends == 1 { enqueueAppend() }
             case .sync:
                 startSync()
             case .truncate(let nextOffset):
@@ -206,8 +206,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     private func startSync() {
         guard !syncing else { return }
         syncing = true
-        loop.makeFutureWithTask { [log] in
-            try await log.sync()
+        // On the pool for the same reason as appends (see enqueueAppend).
+        pool.runIfActive(eventLoop: loop) { [log] in
+            try log.sync()
             return log.durableNextOffset
         }.whenComplete { [self] result in
             syncing = false
@@ -217,6 +218,39 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             case .failure(let error): localFailure("fdatasync of the log: \(error)")
             }
         }
+    }
+
+    /// Queues one log write for the pending batches, taken when it starts: appends that arrive
+    /// while earlier log work runs share one trip to a task and back instead of one each.
+    private func enqueueAppend() {
+        let loop = self.loop
+        let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
+            let (batches, count) = (pendingBatches, pendingAppends)
+            (pendingBatches, pendingAppends) = ([], 0)
+            // The blocking append on the thread pool, not the async one in a task: handing work
+            // to a pool thread and back costs a few µs here, a task woken from the event loop
+            // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
+            return pool.runIfActive(eventLoop: loop) { [log] in
+                do {
+                    for bytes in batches {
+                        _ = try log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
+                    }
+                    return (.success(Self.logEnd(log)), count)
+                } catch {
+                    return (.failure(error), count)
+                }
+            }.recover { error in (.failure(error), count) }  // the pool is shut down: each append fails
+        }
+        result.whenSuccess { [self] outcome, count in
+            guard !stopped else { return }
+            for _ in 0..<count {
+                switch outcome {
+                case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
+                case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
+                }
+            }
+        }
+        logWork = result.map { _ in }.recover { _ in }
     }
 
     /// Runs `work` after every log write queued before it, then `then` on the loop.

@@ -121,7 +121,8 @@ public final class Node: Sendable {
                 return (driver, nil, nil, driver)
             case .follower(let primaryID):
                 let driver = FollowerDriver(loop: loop, log: log, configuration: configuration, replication: replicationSettings,
-                                            primaryID: primaryID, clock: clock, logger: logger, metrics: metrics)
+                                            primaryID: primaryID, pool: NIOThreadPool.singleton, clock: clock,
+                                            logger: logger, metrics: metrics)
                 let client = PrimaryClient(loop: loop, address: followerPrimaryAddress, primaryID: primaryID, pipeline: factory,
                                            driver: driver, backoff: configuration.reconnectBackoff, logger: logger, metrics: metrics)
                 driver.onPrimaryAuthenticated = { client.authenticated() }
@@ -135,6 +136,8 @@ public final class Node: Sendable {
             server = try await ServerBootstrap(group: loop)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: PipelineFactory.writeBufferWaterMark)
+                .childChannelOption(.recvAllocator, value: PipelineFactory.receiveAllocator)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try factory.install(on: channel, connection: ConnectionNumbers.next(), side: .listener,
@@ -178,14 +181,40 @@ public final class Node: Sendable {
             guard case .follower(let primaryID) = configuration.role else { throw NodeError.notRunning(node: configuration.id) }
             throw NodeError.notPrimary(node: configuration.id, primary: primaryID)
         }
+        let log = running.log
+        // With fsync durability the batch is shipped as soon as it is written, and the local
+        // fdatasync runs while the followers write theirs: one fdatasync's time, not two in a
+        // row. The append still returns only when both are done.
+        let overlapSync = log.options.durability == .fsync
         let offsets: Range<UInt64>
         do {
-            offsets = try await running.log.append(records, epoch: primary.epoch)
+            offsets = try await log.append(records, epoch: primary.epoch, durability: overlapSync ? .os : log.options.durability)
         } catch {
             throw NodeError.logFailure(offsets: nil, message: "\(error)")
         }
-        try await primary.replicate(offsets, mode: mode)
+        let replicated = primary.startReplicating(offsets, stored: Self.storedBatch(log, holding: offsets), mode: mode)
+        if overlapSync {
+            do {
+                try await log.sync()
+            } catch {
+                throw NodeError.logFailure(offsets: offsets, message: "\(error)")
+            }
+        }
+        try await replicated?.get()
         return offsets
+    }
+
+    /// The batch just appended at `offsets`, read back from the page cache in the appender's
+    /// task (a short read), so the primary ships it without a read on the thread pool; nil if
+    /// the log does not hold exactly that batch there (the driver then reads it as before).
+    private static func storedBatch(_ log: SegmentLog, holding offsets: Range<UInt64>) -> [UInt8]? {
+        // At `buffered` the batch may still be in the log's own buffer: reading it would flush
+        // (blocking, and defeating the buffering); the driver reads it later instead.
+        guard log.options.durability != .buffered else { return nil }
+        var cursor = log.batches(from: offsets.lowerBound, bufferBytes: 16 << 10)
+        guard let batch = try? cursor.next(), batch.header.firstOffset == offsets.lowerBound,
+              batch.header.nextOffset == offsets.upperBound else { return nil }
+        return batch.bytes
     }
 
     /// Deletes the oldest sealed segments as `policy` says (see `SegmentLog.enforceRetention`) and,

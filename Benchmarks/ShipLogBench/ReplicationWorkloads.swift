@@ -1,0 +1,288 @@
+import Foundation
+import Histogram
+import ShipLogNode
+import ShipLogProtocol
+import ShipLogStorage
+import Synchronization
+
+/// Issue 9's replication workloads: `replicate-async`, `replicate-sync` and `catch-up`, each on
+/// a `ReplicationCluster` (an embedded primary `Node`, a `shiplog serve` follower process) of
+/// its own, beside the network baselines of the same run (measured first if they have not run).
+final class ReplicationWorkloads {
+    static let workloads = ["replication-floor", "replicate-async", "replicate-sync", "catch-up"]
+    static let recordBytes = 1024
+    static let writers = 16
+
+    let directory: String
+    let reporter: Reporter
+    let network: NetworkBaselines
+    /// Timed sync appends from one writer (after `warmUp` untimed ones).
+    var latencyAppends = 10_000
+    var fsyncAppends = 2_000
+    var warmUp = 1_000
+    /// Appends per writer in the 16-writer series.
+    var perWriter = 1_000
+    private var values: [String: Double] = [:]
+    private let records: [[UInt8]]
+
+    init(directory: String, reporter: Reporter, network: NetworkBaselines) {
+        self.directory = directory
+        self.reporter = reporter
+        self.network = network
+        records = Payload.generate(count: 1024, recordBytes: Self.recordBytes, seed: 9)
+    }
+
+    func run(_ name: String) throws {
+        switch name {
+        case "replication-floor": try floor()
+        case "replicate-async": try replicateAsync()
+        case "replicate-sync": try replicateSync()
+        case "catch-up": try catchUp()
+        default: throw BenchError.usage("unknown replication workload \(name)")
+        }
+    }
+
+    /// A baseline by name: this group's own (`replicate-async-16-writers`) or the network group's,
+    /// which is measured now if its workload has not run in this run.
+    private func baseline(_ name: String) throws -> Double? {
+        if let value = values[name] { return value }
+        if let value = network.value(name) { return value }
+        let workload: String = switch name {
+        case "loopback-rtt-p50", "loopback-rtt-p99": "loopback-rtt"
+        case "loopback-tcp-stream": "loopback-tcp-stream"
+        case "raw-fdatasync-p50-plus-rtt": "raw-fdatasync-p50-plus-rtt"
+        default: "redis-set-wait"
+        }
+        if name == "replicate-async-16-writers" {
+            try replicateAsync()
+            return values[name]
+        }
+        if name.hasPrefix("replication-floor") {
+            try floor()
+            return values[name]
+        }
+        try network.run(workload)
+        return network.value(name)
+    }
+
+    private func report(_ workload: String, _ figure: String, _ value: Double, _ unit: String,
+                        baseline: String? = nil, note: String? = nil) throws {
+        let baselineValue = try baseline.flatMap { try self.baseline($0) }
+        reporter.report(Figure(workload: workload, figure: figure, value: value, unit: unit, baseline: baseline,
+                               baselineValue: baselineValue, note: note))
+    }
+
+    private func clusterRoot(_ name: String) -> String { directory + "/\(name)-" + UUID().uuidString }
+
+    // MARK: replication-floor
+
+    /// What no replication design beats on this machine (`ReplicationFloor`), and what one
+    /// hand-off between threads costs, for the "where the time goes" of `replicate-sync`.
+    func floor() throws {
+        let root = clusterRoot("replication-floor")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (replica, port) = try ReplicationFloor.startReplica(directory: root)
+        defer { replica.stop() }
+        let plain = try ReplicationFloor.appends(port: port, path: root + "/primary.dat", fsync: false, count: 20_000)
+        Glibc.sync()
+        let synced = try ReplicationFloor.appends(port: port, path: root + "/primary-fsync.dat", fsync: true, count: 2_000, warmUp: 100)
+        let handOff = ReplicationFloor.threadHandOffRoundTrip()
+        values["replication-floor-p50"] = Double(plain.valueAtPercentile(50)) / 1000
+        values["replication-floor-p99"] = Double(plain.valueAtPercentile(99)) / 1000
+        values["replication-floor-fsync-p50"] = Double(synced.valueAtPercentile(50)) / 1000
+        let how = "1 KiB: local pwrite, send, replica pwrite, 32 B ack; 2 processes, blocking sockets, TCP_NODELAY, no event loop"
+        try report("replication-floor", "p50_latency_us", values["replication-floor-p50"]!, "us", baseline: "loopback-rtt-p50",
+                   note: "\(plain.totalCount) appends, \(how)")
+        try report("replication-floor", "p99_latency_us", values["replication-floor-p99"]!, "us", baseline: "loopback-rtt-p99",
+                   note: "\(plain.totalCount) appends, \(how)")
+        try report("replication-floor", "p50_latency_fsync_us", values["replication-floor-fsync-p50"]!, "us",
+                   baseline: "raw-fdatasync-p50-plus-rtt",
+                   note: "\(synced.totalCount) appends, the same with fdatasync on both sides (the local one while the replica works)")
+        let taskHop = try ReplicationFloor.taskToEventLoopRoundTrip()
+        try report("replication-floor", "task_to_event_loop_round_trip_us", Double(taskHop.valueAtPercentile(50)) / 1000, "us",
+                   note: "p50 of \(taskHop.totalCount): a task runs a closure on NIO's event loop and awaits its promise")
+        let append = try ReplicationFloor.asyncAppend(path: root + "/async-append")
+        try report("replication-floor", "async_append_p50_us", Double(append.valueAtPercentile(50)) / 1000, "us",
+                   note: "p50 of \(append.totalCount): one 1 KiB record through SegmentLog's async append from a task, LZ4, os")
+        try report("replication-floor", "thread_handoff_round_trip_us", Double(handOff.valueAtPercentile(50)) / 1000, "us",
+                   note: "p50 of \(handOff.totalCount): one thread wakes another with a semaphore and is woken back (two hand-offs)")
+    }
+
+    // MARK: replicate-async
+
+    func replicateAsync() throws {
+        let cluster = try ReplicationCluster(root: clusterRoot("replicate-async"), ackLevel: .written, durability: .os)
+        defer { cluster.stop() }
+        let sampler = LagSampler(cluster: cluster)
+        let rate = try writers(cluster.primary, mode: .async, sampler: sampler)
+        // Wait for the follower to hold everything, so the next workload starts from a quiet pair.
+        try cluster.waitUntil(timeout: .seconds(60), "the follower to catch up") { $0.lagRecords == 0 }
+        values["replicate-async-16-writers"] = rate
+        let how = "\(Self.writers) tasks × \(perWriter) appends of one \(Self.recordBytes) B record, mode async, "
+            + "embedded primary + `shiplog serve` follower on 127.0.0.1, durability os"
+        try report("replicate-async", "appends_per_s_16_writers", rate, "appends/s", note: how)
+        let lag = sampler.histogram
+        try report("replicate-async", "lag_ms_p99", Double(lag.valueAtPercentile(99)) / 1000, "ms",
+                   note: "the primary's status every 1 ms while writing: \(lag.totalCount) samples, p50 "
+                       + String(format: "%.2f ms, max %.2f ms", Double(lag.valueAtPercentile(50)) / 1000, Double(lag.max) / 1000))
+    }
+
+    // MARK: replicate-sync
+
+    func replicateSync() throws {
+        var latencies: Histogram<UInt64>
+        var rate: Double
+        do {
+            let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync"), ackLevel: .written, durability: .os)
+            defer { cluster.stop() }
+            latencies = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
+            rate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil)
+            // Where the time goes: the same appends without waiting for the follower.
+            let local = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp, mode: .async)
+            try report("replicate-sync", "p50_latency_async_us", Double(local.valueAtPercentile(50)) / 1000, "us",
+                       note: "breakdown: the same appends from 1 task in mode async (the local write and the hand-off to the event loop)")
+        }
+        do {
+            let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync-received"), ackLevel: .received, durability: .os)
+            defer { cluster.stop() }
+            let received = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
+            try report("replicate-sync", "p50_latency_received_us", Double(received.valueAtPercentile(50)) / 1000, "us",
+                       note: "breakdown: the same at ack level received (the follower acknowledges before writing)")
+        }
+        let how = "embedded primary + `shiplog serve` follower on 127.0.0.1, sync(quorum: 1), ack level written, durability os"
+        let p50 = Double(latencies.valueAtPercentile(50)) / 1000
+        let p99 = Double(latencies.valueAtPercentile(99)) / 1000
+        let one = "\(latencies.totalCount) appends of one \(Self.recordBytes) B record from 1 task, \(how)"
+        try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "loopback-rtt-p50", note: one)
+        try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "redis-set-wait-p50", note: one)
+        try report("replicate-sync", "p99_latency_us", p99, "us", baseline: "loopback-rtt-p99", note: one)
+        try report("replicate-sync", "p99_latency_us", p99, "us", baseline: "redis-set-wait-p99", note: one)
+        try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "replication-floor-p50", note: one)
+        let many = "\(Self.writers) tasks × \(perWriter) appends of one \(Self.recordBytes) B record, \(how)"
+        try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "replicate-async-16-writers", note: many)
+        try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "redis-set-wait-16-clients", note: many)
+
+        Glibc.sync()
+        let synced: Histogram<UInt64>
+        do {
+            let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync-fsync"), ackLevel: .durable, durability: .fsync)
+            defer { cluster.stop() }
+            synced = try timedAppends(cluster.primary, count: fsyncAppends, warmUp: 100)
+        }
+        let fsyncNote = "\(synced.totalCount) appends from 1 task, sync(quorum: 1), ack level durable, durability fsync on both"
+        let fsyncP50 = Double(synced.valueAtPercentile(50)) / 1000
+        try report("replicate-sync", "p50_latency_fsync_us", fsyncP50, "us", baseline: "raw-fdatasync-p50-plus-rtt", note: fsyncNote)
+        try report("replicate-sync", "p50_latency_fsync_us", fsyncP50, "us", baseline: "redis-set-wait-fsync-p50", note: fsyncNote)
+        try report("replicate-sync", "p50_latency_fsync_us", fsyncP50, "us", baseline: "replication-floor-fsync-p50", note: fsyncNote)
+    }
+
+    /// Latencies in ns of `count` sync(quorum: 1) appends of one record from one task.
+    private func timedAppends(_ node: Node, count: Int, warmUp: Int, mode: ReplicationMode = .sync(quorum: 1)) throws -> Histogram<UInt64> {
+        let records = self.records
+        return try blocking {
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+            let deadline = monotonicNanoseconds() + 60_000_000_000
+            for i in 0..<(warmUp + count) {
+                let start = monotonicNanoseconds()
+                try await node.append([records[i % records.count]], mode: mode)
+                let end = monotonicNanoseconds()
+                if i >= warmUp {
+                    histogram.record(end - start)
+                    if end > deadline { break }  // bounded on a very slow machine
+                }
+            }
+            return histogram
+        }
+    }
+
+    /// Appends/s of `writers` tasks each appending `perWriter` single records with `mode`
+    /// (after 50 untimed appends each), sampling the follower's lag meanwhile if asked.
+    private func writers(_ node: Node, mode: ReplicationMode, sampler: LagSampler?) throws -> Double {
+        let records = self.records
+        let writers = Self.writers
+        let perWriter = self.perWriter
+        let run: @Sendable (Int) async throws -> Void = { count in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<writers {
+                    group.addTask {
+                        for i in 0..<count { try await node.append([records[(writer * 61 + i) % records.count]], mode: mode) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try blocking { try await run(50) }
+        sampler?.start()
+        let seconds = try measure { try blocking { try await run(perWriter) } }
+        sampler?.stop()
+        return Double(writers * perWriter) / seconds
+    }
+
+    // MARK: catch-up
+
+    /// A follower as many stored bytes behind as `loopback-tcp-stream` sends in this run (1 GiB
+    /// when named, 256 MiB in the quick suite): MB/s from its connecting until it has written all.
+    func catchUp() throws {
+        let target = network.streamBytes
+        let primaryDirectory = clusterRoot("catch-up-primary")
+        defer { try? FileManager.default.removeItem(atPath: primaryDirectory) }
+        // Filled before the primary starts: 1 KiB records in batches of 64, as append-1k (LZ4).
+        let log = try SegmentLog.open(directory: primaryDirectory, options: LogOptions())
+        var next = 0
+        while log.totalBytes < Int64(target) {
+            let batch = (0..<64).map { records[(next + $0) % records.count] }
+            next += 64
+            _ = try log.append(batch, epoch: 1)
+        }
+        let storedBytes = log.totalBytes
+        try log.close()
+
+        let cluster = try ReplicationCluster(root: clusterRoot("catch-up"), ackLevel: .written, durability: .os,
+                                             primaryDirectory: primaryDirectory, waitInSync: false)
+        defer { cluster.stop() }
+        let clock = ContinuousClock()
+        try cluster.waitUntil(timeout: .seconds(30), "the follower to connect") { $0.connected }
+        let start = clock.now
+        try cluster.waitUntil(timeout: .seconds(300), "the follower to catch up") { $0.lagRecords == 0 && $0.written > 0 }
+        let seconds = (clock.now - start) / .seconds(1)
+        let rate = Double(storedBytes) / seconds / 1e6
+        let size = target % (1 << 20) == 0 ? "\(target >> 20) MiB" : "\(target) bytes"
+        let quick = target == NetworkBaselines.quickStreamBytes ? " (quick suite: 1 GiB when the workload is named)" : ""
+        try report("catch-up", "MB_per_s", rate, "MB/s", baseline: "loopback-tcp-stream",
+                   note: "\(storedBytes) stored bytes (\(size)\(quick), 1 KiB records in batches of 64, LZ4), "
+                       + "from the follower's connecting until it has written all, `shiplog serve` follower, durability os")
+    }
+}
+
+/// Samples the follower's lag (ms, as the primary's status reports it) every 1 ms on a thread of
+/// its own while the writers run; the histogram holds microseconds.
+final class LagSampler: @unchecked Sendable {
+    private let cluster: ReplicationCluster
+    private let running = Atomic<Bool>(false)
+    private let samples = Mutex(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(cluster: ReplicationCluster) { self.cluster = cluster }
+
+    func start() {
+        running.store(true, ordering: .sequentiallyConsistent)
+        let thread = Thread { [self] in
+            while running.load(ordering: .sequentiallyConsistent) {
+                if let follower = try? cluster.followerStatus().follower {
+                    samples.withLock { $0.record(UInt64(max(0, follower.lagMilliseconds * 1000))) }
+                }
+                usleep(1000)
+            }
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    func stop() {
+        running.store(false, ordering: .sequentiallyConsistent)
+        finished.wait()
+    }
+
+    var histogram: Histogram<UInt64> { samples.withLock { $0 } }
+}
