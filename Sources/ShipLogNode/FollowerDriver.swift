@@ -172,7 +172,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                     return Self.logEnd(log)
                 } then: { [self] result in truncated(result, what: "resetting the log to start at \(startingAt)") }
             case .close(let reason, let message):
-                guard let primary else { continue }
+                // The machine repeats a close for each append that fails after it closed.
+                guard let primary, primary.channel.isActive else { continue }
                 logger.warning("closing connection to primary: \(message)", metadata: ["peer": "\(primaryID)", "reason": "\(reason)"])
                 metrics.closedConnection(reason: reason)
                 primary.channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: message)), promise: nil)
