@@ -2,8 +2,8 @@ import PropertyBased
 import Testing
 @testable import ShipLogProtocol
 
-/// Random schedules of appends, sync waits, stalls, dropped/duplicated/reordered frames and
-/// reconnects: no acknowledgement is ever ahead of the followers' logs, and once the network
+/// Random schedules of appends, sync waits, stalls, frames lost with their connection,
+/// duplicated or reordered frames, and reconnects: no acknowledgement is ever ahead of the followers' logs, and once the network
 /// heals every follower equals the primary.
 @Suite struct RandomSimulationTests {
     @Test func randomFaultsNeverBreakReplication() async {
@@ -24,7 +24,13 @@ import Testing
                 case 3: c.deliver(i, toFollower: true)
                 case 4: c.deliver(i, toFollower: false)
                 case 5: if c.followers[i].inbox.count > 1 { c.followers[i].inbox.swapAt(0, 1) }
-                case 6: if !c.followers[i].inbox.isEmpty { c.followers[i].inbox.removeFirst() }
+                case 6:
+                    // TCP loses nothing inside a connection: a lost frame is a broken
+                    // connection, and the follower reconnects.
+                    if !c.followers[i].inbox.isEmpty {
+                        c.followers[i].inbox.removeFirst()
+                        c.connect(i)
+                    }
                 case 7: if let f = c.followers[i].outbox.first { c.followers[i].outbox.append(f) }
                 case 8: c.connect(i)
                 default: c.advance(.milliseconds(50)); c.run(maxSteps: 3, mustSettle: false)
