@@ -79,8 +79,15 @@ extension NodeMachine {
     public mutating func logCut(log: NodeLog, now: Duration) -> [Action] {
         run(now) { node in
             let op = node.finishFirst { if case .cut = $0 { true } else { false } }
+            let before = node.log
             node.noteLog(log, now: now)
-            if case .cut(let id) = op, let current = node.session, current.id == id {
+            guard case .cut(let id, let primary, let epoch) = op else { return }
+            // A reset empties the log; a truncate keeps a prefix. Whatever was there is given up.
+            let keptEnd = log.nextOffset == log.firstOffset ? before.firstOffset : log.nextOffset
+            if keptEnd < before.nextOffset {
+                node.out.append(.log(.divergentSuffixDiscarded(offsets: keptEnd..<before.nextOffset, primary: primary, epoch: epoch)))
+            }
+            if let current = node.session, current.id == id {
                 node.translateFollower(node.session!.replicator.truncated(logEnd: log.end, now: now), now: now)
             }
         }

@@ -127,14 +127,11 @@ extension NodeMachine {
     }
 
     /// Before a cut is carried out, the election already judges votes by the shorter log (a vote
-    /// must never count records this node is about to drop), and the discarded range is reported.
+    /// must never count records this node is about to drop). What is discarded is reported when
+    /// the cut is done (`logCut`), from the log's actual ends.
     mutating func cutLog(to offset: UInt64?, _ current: Session, now: Duration) {
-        logOps.append(.cut(session: current.id))
+        logOps.append(.cut(session: current.id, primary: current.primary, epoch: current.epoch))
         let target = offset.map { max(log.firstOffset, min($0, log.nextOffset)) } ?? log.firstOffset
-        if target < log.nextOffset {
-            out.append(.log(.divergentSuffixDiscarded(offsets: target..<log.nextOffset, primary: current.primary,
-                                                      epoch: current.epoch)))
-        }
         var epochs = log.epochs
         epochs.truncate(toNextOffset: target)
         let end = offset == nil ? LogEnd(nextOffset: 0, lastEpoch: nil)

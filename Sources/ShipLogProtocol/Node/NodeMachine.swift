@@ -61,7 +61,8 @@ public struct NodeMachine: Sendable {
     enum LogOp: Sendable, Equatable {
         case local(AppendID)
         case batches(session: UInt64)
-        case cut(session: UInt64)
+        /// A truncate or reset ordered by `primary` in `epoch`.
+        case cut(session: UInt64, primary: NodeID, epoch: UInt64)
     }
 
     struct PendingAppend: Sendable {
