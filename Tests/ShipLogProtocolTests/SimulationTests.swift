@@ -7,7 +7,7 @@ import Testing
 /// losses, written with process kills). `SIM_SEEDS=N` runs more; `shiplog-simulate` runs many
 /// in release.
 @Suite struct SimulationTests {
-    static let seeds = ProcessInfo.processInfo.environment["SIM_SEEDS"].flatMap { UInt64($0) } ?? 24
+    static let seeds = ProcessInfo.processInfo.environment["SIM_SEEDS"].flatMap { UInt64($0) } ?? 36
 
     @Test func guaranteesHoldOverTheSuiteSeeds() {
         var total = SimulationStatistics()
