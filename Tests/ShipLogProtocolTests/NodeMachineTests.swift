@@ -36,23 +36,31 @@ import Testing
     static func elected(_ configuration: NodeMachineConfiguration = configuration()) -> (NodeMachine, [NodeMachine.Action]) {
         var node = machine(1, configuration)
         var now = Duration.zero
-        var actions: [NodeMachine.Action] = []
+        var winning: [NodeMachine.Action] = []
+        func note(_ actions: [NodeMachine.Action]) -> [NodeMachine.Action] {
+            if winning.isEmpty, actions.contains(where: { if case .roleChanged(let c) = $0 { c.role == .primary } else { false } }) {
+                winning = actions
+            }
+            return actions
+        }
         for _ in 0..<400 where node.role.role != .primary {
             now += .milliseconds(5)
-            actions = node.tick(now: now)
-            for (message, to) in sent(actions) where to == NodeID(2) {
+            let ticked = note(node.tick(now: now))
+            for (message, to) in sent(ticked) where to == NodeID(2) {
                 guard case .voteRequest(let request) = message else { continue }
-                actions = node.received(frame(.voteResponse(.init(epoch: request.epoch, granted: true, preVote: request.preVote,
-                                                                  reason: .granted, primary: nil))),
-                                        from: NodeID(2), now: now)
-                for (again, _) in sent(actions) {
+                let answered = note(node.received(frame(.voteResponse(.init(epoch: request.epoch, granted: true,
+                                                                            preVote: request.preVote, reason: .granted,
+                                                                            primary: nil))),
+                                                  from: NodeID(2), now: now))
+                for (again, _) in sent(answered) {
                     guard case .voteRequest(let vote) = again, !vote.preVote else { continue }
-                    actions = node.received(frame(.voteResponse(.init(epoch: vote.epoch, granted: true, preVote: false,
-                                                                      reason: .granted, primary: nil))),
-                                            from: NodeID(2), now: now)
+                    _ = note(node.received(frame(.voteResponse(.init(epoch: vote.epoch, granted: true, preVote: false,
+                                                                     reason: .granted, primary: nil))),
+                                           from: NodeID(2), now: now))
                 }
             }
         }
+        let actions = winning
         return (node, actions)
     }
 

@@ -82,7 +82,9 @@ public struct NodeMachine: Sendable {
                                      logEnd: log.end, seed: seed, now: now)
     }
 
+    /// A vote-only node: no log, never primary.
     public var isWitness: Bool { election.isWitness }
+    /// The newest epoch this node has seen (durable).
     public var epoch: UInt64 { election.epoch }
 
     /// The role, epoch and primary as the application sees them.
@@ -98,6 +100,7 @@ public struct NodeMachine: Sendable {
 
     // MARK: - Events
 
+    /// The first event after init: the node starts as a follower knowing no primary.
     public mutating func start(now: Duration) -> [Action] {
         run(now) { $0.applyElection($0.election.start(now: now), now: now) }
     }
