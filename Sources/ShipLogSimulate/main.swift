@@ -1,4 +1,9 @@
 import Foundation
+
+// Unbuffered, so progress and violations appear as they happen, also when the output goes to a file.
+func print(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
 import ShipLogSimulation
 
 // shiplog-simulate [--seeds N] [--first S] [--seed S] [--steps N] [--verbose]
@@ -55,7 +60,7 @@ for seed in range {
         print("reproduce: swift run -c release shiplog-simulate --seed \(seed)\(options.steps != SimulationOptions().steps ? " --steps \(options.steps)" : "")")
         exit(1)
     }
-    if ran % 1_000 == 0 { print("\(ran) seeds, no violation (\(clock.now - start))") }
+    if ran % 500 == 0 { print("\(ran) seeds (up to \(seed)), \(violations) violations (\(clock.now - start))") }
 }
 if violations > 0 { print("\(violations) of \(ran) seeds violated a guarantee"); exit(1) }
 print("\(ran) seeds, no violation, in \(clock.now - start): \(total.promotions) promotions, \(total.syncAcknowledged) sync and \(total.asyncAcknowledged) async appends acknowledged, \(total.appendsFailed) failed, \(total.crashes) crashes, \(total.partitions) partitions, \(total.quiescences) quiescences, \(total.asyncLost) async appends lost (reported)")
