@@ -81,6 +81,13 @@ extension NodeMachine {
     }
 
     mutating func startSession(with target: NodeID, now: Duration) {
+        // What an earlier primary had beyond this log is the new primary's to give up (it
+        // reports it when it takes office); this node reports only what the primary it follows
+        // now shows it (shiplog-simulate seed 3883 reported a range twice, the second time
+        // naming the wrong primary).
+        if let known = lastKnownPrimaryEnd, known.node != target || known.epoch != election.epoch {
+            lastKnownPrimaryEnd = nil
+        }
         let id = nextSession
         nextSession += 1
         var replicator = FollowerReplicator(configuration: configuration.replication, nodeID: nodeID, log: log.end,
