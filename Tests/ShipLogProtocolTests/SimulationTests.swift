@@ -25,6 +25,14 @@ import Testing
         #expect(total.crashes > 0 && total.partitions > 0)
     }
 
+    /// Seeds that once found a bug (each fixed in its own commit): 2 and 9 (decideFollow cut
+    /// matching committed records), 3883 (a promotion reported another primary's range).
+    @Test(arguments: [UInt64(2), 9, 3883])
+    func seedsThatOnceFailedPass(seed: UInt64) {
+        let violation = Simulator(seed: seed).run()
+        #expect(violation == nil, "\(violation.map { "\($0)" } ?? "")")
+    }
+
     /// A seed replays exactly: the same steps, the same trace, the same statistics.
     @Test func aSeedReplaysExactly() {
         var options = SimulationOptions()
