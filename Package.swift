@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ShipLog", targets: ["ShipLog"]),
         .executable(name: "shiplog-bench", targets: ["ShipLogBench"]),
         .executable(name: "shiplog", targets: ["ShipLogTool"]),
+        .executable(name: "shiplog-simulate", targets: ["ShipLogSimulate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,6 +64,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // The deterministic cluster simulator (issue 10): NodeMachines, a simulated network,
+        // clock and disks, crashes, all from one seed; and the command that runs many seeds.
+        .target(name: "ShipLogSimulation", dependencies: ["ShipLogProtocol", "ShipLogStorage"]),
+        .executableTarget(name: "ShipLogSimulate", dependencies: ["ShipLogSimulation"]),
         // The facade applications link.
         .target(name: "ShipLog", dependencies: ["ShipLogStorage", "ShipLogNode"]),
 
@@ -109,7 +114,7 @@ let package = Package(
         .testTarget(
             name: "ShipLogProtocolTests",
             dependencies: [
-                "ShipLogProtocol", "ShipLogStorage",
+                "ShipLogProtocol", "ShipLogStorage", "ShipLogSimulation",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         .testTarget(

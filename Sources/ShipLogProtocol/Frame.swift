@@ -11,6 +11,10 @@ public enum Frame: Equatable, Sendable {
     case batches(Batches)
     case ack(Ack)
     case heartbeat(Heartbeat)
+    // Elections (format.md §13): one `ElectionMessageCodec` message, its bytes as encoded there.
+    // The frame layer only bounds its length; `NodeMachine` decodes it (a malformed message
+    // closes the connection).
+    case election([UInt8])
     // Operations.
     case statusRequest
     case statusReply(StatusReply)

@@ -26,6 +26,7 @@ public struct FrameError: Error, Equatable, Sendable, CustomStringConvertible {
 public enum FrameType: UInt8, Sendable, CaseIterable {
     case hello = 1, challenge = 2, proof = 3
     case follow = 16, followReply = 17, batches = 18, ack = 19, heartbeat = 20
+    case election = 24
     case statusRequest = 32, statusReply = 33, goodbye = 34
 }
 
@@ -73,6 +74,8 @@ public enum FrameCodec {
             w.u64(a.progress.received); w.u64(a.progress.written); w.u64(a.progress.durable)
         case .heartbeat(let h):
             w.u64(h.epoch); w.u64(h.commitOffset); w.u64(h.primaryNextOffset)
+        case .election(let message):
+            w.bytes.append(contentsOf: message)
         case .statusRequest:
             break
         case .statusReply(let s):
@@ -133,6 +136,7 @@ extension Frame {
         case .batches: .batches
         case .ack: .ack
         case .heartbeat: .heartbeat
+        case .election: .election
         case .statusRequest: .statusRequest
         case .statusReply: .statusReply
         case .goodbye: .goodbye

@@ -108,6 +108,12 @@ enum FrameDecoding {
             let commit: UInt64 = try r.integer("commit offset")
             let next: UInt64 = try r.integer("primary next offset")
             return .heartbeat(.init(epoch: epoch, commitOffset: commit, primaryNextOffset: next))
+        case .election:
+            let message = r.rest()
+            guard !message.isEmpty, message.count <= ElectionMessageCodec.messageBytesMax else {
+                throw r.error("election message", "\(message.count) bytes, must be 1...\(ElectionMessageCodec.messageBytesMax)", at: 0)
+            }
+            return .election(message)
         case .statusRequest:
             return .statusRequest
         case .statusReply:

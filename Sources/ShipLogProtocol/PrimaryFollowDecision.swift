@@ -31,13 +31,16 @@ extension PrimaryReplicator {
             if s < primaryStart { target = min(target, s) }
         }
         if target >= n {
-            // The primary's epoch below `e` runs past the follower's end: the follower's records of
-            // `e` there are not the primary's. Cut to where that epoch starts and compare again.
-            // Also never past the start of the primary's epoch holding `n - 1`, so the cut always
-            // moves the follower back.
-            let startBelow = entries.first(where: { $0.epoch == epochBelow })!.startOffset
-            let covering = entries.last(where: { $0.startOffset <= n - 1 })?.startOffset ?? log.firstOffset
-            target = min(startBelow, covering)
+            // The primary's epoch below `e` runs past the follower's end: the follower's last
+            // batch (of `e`) is not the primary's, but where its records of `e` begin is unknown
+            // here. Cut only that last batch (the log cuts whole batches) and compare again: each
+            // round shortens the log, and no round removes a record the primary also has. Cutting
+            // to where `epochBelow` starts would also drop the follower's matching records of
+            // `epochBelow`, which may be committed ones it is counted on for: a failover before it
+            // fetched them again could elect a node without them (the simulator found this,
+            // seeds 2 and 9 of shiplog-simulate).
+            _ = epochBelow
+            target = n - 1
         }
         if target <= log.firstOffset { return (.reset, log.firstOffset) }
         return (.truncate, target)

@@ -22,9 +22,10 @@ import Testing
         #expect(decide(30, 5) == "stream 30")
         #expect(decide(35, 5) == "truncate 30")    // ahead of the primary in the same epoch
         #expect(decide(15, 2) == "truncate 10")    // epoch 2 is not the primary's: cut to where epoch 1 ends
-        #expect(decide(8, 2) == "truncate 0" || decide(8, 2) == "reset 0")
+        #expect(decide(8, 2) == "truncate 7")     // epoch 1 runs past 8: the last batch (of epoch 2) goes, then compare again
         #expect(decide(25, 4) == "truncate 20")
-        #expect(decide(12, 4) == "truncate 10")    // epoch 3 runs past 12: cut back to its start
+        #expect(decide(12, 4) == "truncate 11")    // epoch 3 runs past 12: cut the last batch (of 4), keep the rest of 3
+        #expect(decide(1, 2) == "reset 0")         // nothing would be left to compare
         #expect(decide(22, 0) == "reset 0")        // nothing at or below epoch 0
         let retained = PrimaryReplicator.LogView(firstOffset: 15, nextOffset: 30, epochs: EpochHistory(entries: [
             .init(epoch: 3, startOffset: 15), .init(epoch: 5, startOffset: 20)]))

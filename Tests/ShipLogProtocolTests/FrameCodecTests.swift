@@ -37,6 +37,9 @@ func sampleFrames(_ n: [UInt64], _ blob: [UInt8]) -> [Frame] {
         .batches(.init(epoch: epoch, commitOffset: n[15], batches: batches)),
         .ack(.init(progress: FollowerProgress(received: max(n[16], n[17]), written: min(n[16], n[17]), durable: min(n[16], n[17]) / 2))),
         .heartbeat(.init(epoch: n[18], commitOffset: n[19], primaryNextOffset: n[0])),
+        .election(ElectionMessageCodec.encode(.heartbeat(.init(
+            epoch: n[1], commit: LogEnd(nextOffset: n[2], lastEpoch: n[3] % 2 == 0 ? nil : n[4]),
+            ranking: [NodeID(n[5] % 7), NodeID(n[5] % 7 + 1)])))),
         .statusRequest,
         .statusReply(.init(json: blob)),
         .goodbye(.init(reason: CloseReason(rawValue: UInt16(n[1] % 12) + 1)!, message: message)),
