@@ -24,24 +24,11 @@ struct EchoServerCommand: ParsableCommand {
         let (listener, bound) = try LoopbackSocket.listen(port: port)
         print("port \(bound)")
         fflush(nil)
-        Thread.detachNewThread {
-            var byte: UInt8 = 0
-            while read(0, &byte, 1) > 0 {}
-            Glibc.exit(0)
-        }
-        while true {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                throw NetworkError.system(call: "accept", errno: errno, context: "echo server on port \(bound)")
-            }
-            // The server spawns nothing, but keep every descriptor close-on-exec all the same.
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            Thread.detachNewThread {
-                // A connection's failure ends that connection only; the client reports it.
-                try? EchoServer.serve(fd)
-                close(fd)
-            }
+        exitWhenStandardInputCloses()
+        try acceptConnections(on: listener, serverName: "echo server on port \(bound)") { fd, _ in
+            // A connection's failure ends that connection only; the client reports it.
+            try? EchoServer.serve(fd)
+            close(fd)
         }
     }
 }

@@ -137,3 +137,30 @@ enum LoopbackSocket {
         return true
     }
 }
+
+/// For a child server process: exits once the parent closes our standard input, so a server
+/// never outlives the benchmark that started it.
+func exitWhenStandardInputCloses() {
+    Thread.detachNewThread {
+        var byte: UInt8 = 0
+        while read(0, &byte, 1) > 0 {}
+        Glibc.exit(0)
+    }
+}
+
+/// Accepts connections on `listener` for ever, serving each (with its 1-based number) on a
+/// thread of its own; descriptors are close-on-exec.
+func acceptConnections(on listener: Int32, serverName: String, serve: @escaping @Sendable (Int32, Int) -> Void) throws -> Never {
+    var connections = 0
+    while true {
+        let fd = accept(listener, nil, nil)
+        if fd < 0 {
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            throw NetworkError.system(call: "accept", errno: errno, context: serverName)
+        }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        connections += 1
+        let number = connections
+        Thread.detachNewThread { serve(fd, number) }
+    }
+}

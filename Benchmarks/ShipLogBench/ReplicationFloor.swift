@@ -27,26 +27,12 @@ struct ReplicaFloorCommand: ParsableCommand {
         print("port \(bound)")
         fflush(nil)
         // Exits when the benchmark that started it closes its standard input (or dies).
-        Thread.detachNewThread {
-            var byte: UInt8 = 0
-            while read(0, &byte, 1) > 0 {}
-            Glibc.exit(0)
-        }
-        var connections = 0
-        while true {
-            let fd = accept(listener, nil, nil)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                throw NetworkError.system(call: "accept", errno: errno, context: "replica floor on port \(bound)")
-            }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            connections += 1
-            let path = dir + "/replica-floor-\(connections).dat"
-            Thread.detachNewThread {
-                try? ReplicationFloor.serve(fd, path: path)
-                close(fd)
-                unlink(path)
-            }
+        exitWhenStandardInputCloses()
+        try acceptConnections(on: listener, serverName: "replica floor on port \(bound)") { fd, number in
+            let path = dir + "/replica-floor-\(number).dat"
+            try? ReplicationFloor.serve(fd, path: path)
+            close(fd)
+            unlink(path)
         }
     }
 }
