@@ -34,6 +34,15 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// action is answered by one `appended`.
     private var pendingBatches: [[UInt8]] = []
     private var pendingAppends = 0
+    /// Log operations handed to the pool (or a task) and not yet reported back: while any
+    /// runs, an append must queue behind it, not be written on the loop.
+    private var logWorkInFlight = 0
+    /// Frames written to the primary's channel by the actions being performed, flushed once
+    /// when the outermost `perform` ends: a frame's `received` ack and the `written` ack of
+    /// its on-loop append leave in one write, and the primary wakes once for both.
+    private var performDepth = 0
+    private var flushNeeded = false
+    private let ackLevel: AckLevel
     /// A log write failed beyond what the machine handles: the client stops reconnecting.
     private(set) var failedLocally = false
     private var stopped = false
@@ -52,6 +61,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.logWork = loop.makeSucceededVoidFuture()
+        self.ackLevel = replication.ackLevel
         self.machine = FollowerReplicator(configuration: replication, nodeID: configuration.id, log: Self.logEnd(log),
                                           durableNextOffset: log.durableNextOffset, knownEpoch: Self.knownEpoch(log),
                                           now: clock.now())
@@ -143,11 +153,33 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     // MARK: Actions
 
     private func perform(_ actions: [FollowerReplicator.Action]) {
+        performDepth += 1
+        defer {
+            performDepth -= 1
+            if performDepth == 0, flushNeeded {
+                flushNeeded = false
+                primary?.channel.flush()
+            }
+        }
         for action in actions {
             switch action {
             case .send(let frame):
-                primary?.channel.writeAndFlush(frame, promise: nil)
+                guard let primary else { continue }
+                primary.channel.write(frame, promise: nil)
+                flushNeeded = true
             case .append(let batches):
+                // At ack level `received` the primary waits for the ack just written, not the write.
+                if ackLevel == .received, flushNeeded {
+                    flushNeeded = false
+                    primary?.channel.flush()
+                }
+                if pendingAppends == 0, logWorkInFlight == 0, let outcome = appendOnLoop(batches) {
+                    switch outcome {
+                    case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
+                    case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
+                    }
+                    continue
+                }
                 pendingBatches += batches
                 pendingAppends += 1
                 if pendingAppends == 1 { enqueueAppend() }
@@ -221,10 +253,41 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         }
     }
 
+    /// The largest frame's worth of batches appended on the event loop (`appendOnLoop`).
+    /// Frames of a caught-up follower (a few KiB) fit; catch-up's 1 MiB frames go to the pool,
+    /// where their write overlaps the loop receiving the next frame.
+    static let onLoopAppendBytesMax = 64 << 10
+
+    /// Appends `batches` on the event loop when that needs no waiting, saving the two thread
+    /// hand-offs (loop → pool → loop) of `enqueueAppend` that a sync append at ack level
+    /// `written` otherwise waits for; nil when it cannot (the caller queues it to the pool).
+    ///
+    /// Why this does not block the loop for an unbounded time: `appendWithoutWaiting` takes
+    /// the log's mutex only if it is free and writes only when nothing is queued or being
+    /// written (no roll, truncate, reset, close or fdatasync can hold what it needs; an
+    /// fdatasync runs outside the mutex and does not stop a write), and only when the batches
+    /// fit in the active segment (a roll, with its fdatasyncs, stays on the pool). Its one I/O
+    /// is a pwrite of at most `onLoopAppendBytesMax` bytes into the page cache, a bounded
+    /// memcpy (the kernel's dirty-page throttling can slow it, as it slows any writer). Log
+    /// work on the pool is never overtaken: this runs only when none is in flight.
+    private func appendOnLoop(_ batches: [[UInt8]]) -> Result<LogEnd, any Error>? {
+        var bytes = 0
+        for batch in batches { bytes += batch.count }
+        guard bytes <= Self.onLoopAppendBytesMax else { return nil }
+        do {
+            let stored = try batches.map { try StoredBatch(bytes: $0) }
+            guard try log.appendWithoutWaiting(storedBatches: stored) != nil else { return nil }
+            return .success(Self.logEnd(log))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// Queues one log write for the pending batches, taken when it starts: appends that arrive
     /// while earlier log work runs share one trip to a task and back instead of one each.
     private func enqueueAppend() {
         let loop = self.loop
+        logWorkInFlight += 1
         let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
             let (batches, count) = (pendingBatches, pendingAppends)
             (pendingBatches, pendingAppends) = ([], 0)
@@ -233,15 +296,15 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
             return pool.runIfActive(eventLoop: loop) { [log] in
                 do {
-                    for bytes in batches {
-                        _ = try log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
-                    }
+                    // One write for all of them (a roll still goes between two writes).
+                    _ = try log.append(storedBatches: try batches.map { try StoredBatch(bytes: $0) }, durability: .os)
                     return (.success(Self.logEnd(log)), count)
                 } catch {
                     return (.failure(error), count)
                 }
             }.recover { error in (.failure(error), count) }  // the pool is shut down: each append fails
         }
+        result.whenComplete { [self] _ in logWorkInFlight -= 1 }
         result.whenSuccess { [self] outcome, count in
             guard !stopped else { return }
             for _ in 0..<count {
@@ -258,8 +321,10 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     private func enqueueLogWork<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
                                              then: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let loop = self.loop
+        logWorkInFlight += 1
         let result = logWork.flatMap { loop.makeFutureWithTask(work) }
         result.whenComplete { [self] outcome in
+            logWorkInFlight -= 1
             guard !stopped else { return }
             then(outcome)
         }

@@ -187,12 +187,16 @@ public final class Node: Sendable {
         // row. The append still returns only when both are done.
         let overlapSync = log.options.durability == .fsync
         let offsets: Range<UInt64>
+        let stored: [UInt8]
         do {
-            offsets = try await log.append(records, epoch: primary.epoch, durability: overlapSync ? .os : log.options.durability)
+            // The log hands back the batch it stored, which the primary ships from memory
+            // (reading it back cost a cursor and a pread on every append).
+            (offsets, stored) = try await log.appendKeepingBytes(records, epoch: primary.epoch,
+                                                                  durability: overlapSync ? .os : log.options.durability)
         } catch {
             throw NodeError.logFailure(offsets: nil, message: "\(error)")
         }
-        let replicated = primary.startReplicating(offsets, stored: Self.storedBatch(log, holding: offsets), mode: mode)
+        let replicated = primary.startReplicating(offsets, stored: stored, mode: mode)
         if overlapSync {
             do {
                 try await log.sync()
@@ -200,21 +204,8 @@ public final class Node: Sendable {
                 throw NodeError.logFailure(offsets: offsets, message: "\(error)")
             }
         }
-        try await replicated?.get()
+        try await replicated?.wait()
         return offsets
-    }
-
-    /// The batch just appended at `offsets`, read back from the page cache in the appender's
-    /// task (a short read), so the primary ships it without a read on the thread pool; nil if
-    /// the log does not hold exactly that batch there (the driver then reads it as before).
-    private static func storedBatch(_ log: SegmentLog, holding offsets: Range<UInt64>) -> [UInt8]? {
-        // At `buffered` the batch may still be in the log's own buffer: reading it would flush
-        // (blocking, and defeating the buffering); the driver reads it later instead.
-        guard log.options.durability != .buffered else { return nil }
-        var cursor = log.batches(from: offsets.lowerBound, bufferBytes: 16 << 10)
-        guard let batch = try? cursor.next(), batch.header.firstOffset == offsets.lowerBound,
-              batch.header.nextOffset == offsets.upperBound else { return nil }
-        return batch.bytes
     }
 
     /// Deletes the oldest sealed segments as `policy` says (see `SegmentLog.enforceRetention`) and,

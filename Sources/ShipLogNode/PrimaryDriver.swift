@@ -120,14 +120,14 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     /// `stored` is the batch holding exactly `offsets` as the log stored it, if the caller has
     /// it: shipped from memory instead of read back from the log on the thread pool.
     func replicate(_ offsets: Range<UInt64>, stored: [UInt8]? = nil, mode: ReplicationMode) async throws {
-        try await startReplicating(offsets, stored: stored, mode: mode)?.get()
+        try await startReplicating(offsets, stored: stored, mode: mode)?.wait()
     }
 
-    /// `replicate` without the wait: the future completes when `replicate` would return, so the
+    /// `replicate` without the wait: the wait completes when `replicate` would return, so the
     /// caller can do its own work (a local fdatasync) while the followers do theirs; nil for
-    /// `.async`, which has nothing to wait for (awaiting even a completed future costs a trip
+    /// `.async`, which has nothing to wait for (awaiting even a completed wait costs a trip
     /// to the event loop and back to the task).
-    func startReplicating(_ offsets: Range<UInt64>, stored: [UInt8]?, mode: ReplicationMode) -> EventLoopFuture<Void>? {
+    func startReplicating(_ offsets: Range<UInt64>, stored: [UInt8]?, mode: ReplicationMode) -> ReplicationWait? {
         if mode == .async {
             loop.execute { [self] in
                 if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
@@ -135,17 +135,20 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             }
             return nil
         }
-        let promise = loop.makePromise(of: Void.self)
+        let wait = ReplicationWait()
         loop.execute { [self] in
             if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
             noteAppendedSoon(nextOffset: offsets.upperBound)
-            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: "")) }
+            guard !stopped else { return wait.complete(.failure(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: ""))) }
+            // The promise's callback is registered here, on the loop: no hop from the task's thread.
+            let promise = loop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { wait.complete($0) }
             lastAppendID += 1
             let id = AppendID(lastAppendID)
             waiting[id] = (promise, offsets)
             perform(machine.awaitReplication(id, through: offsets.upperBound, mode: mode, now: clock.now()))
         }
-        return promise.futureResult
+        return wait
     }
 
     // MARK: Connections
