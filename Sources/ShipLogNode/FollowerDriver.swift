@@ -6,8 +6,10 @@ import ShipLogStorage
 
 /// The follower's shell: owns a `FollowerReplicator`, feeds it events and carries out its
 /// actions. Confined to one event loop. Log writes (append, truncate, reset) run one after
-/// another through the log's async API, in the order the machine asked for them, and their
-/// results come back as events on the loop; a sync runs beside them (one at a time).
+/// another off the loop (thread pool, or a task), in the order the machine asked for them, and
+/// their results come back as events on the loop; a sync runs beside them (one at a time).
+/// A small frame that fits the active segment while no log work is in flight is appended on
+/// the loop instead (`appendOnLoop`), which is what a caught-up follower's frames are.
 /// The connection to the primary is made by `PrimaryClient`; other authenticated connections
 /// (from `shiplog status`) may only ask for status.
 final class FollowerDriver: SessionDelegate, @unchecked Sendable {

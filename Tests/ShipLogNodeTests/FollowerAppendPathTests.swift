@@ -63,7 +63,7 @@ struct FollowerAppendPathTests {
             let reopened = try SegmentLog.open(directory: directory.sub("2"), options: followerConfiguration.logOptions)
             #expect(try allRecords(reopened) == expected)
             #expect(reopened.epochHistory.entries.count == 1)
-            try reopened.close()
+            try await reopened.close()
         } catch {
             try? await follower.stop()
             try? await primary.stop()
