@@ -30,6 +30,10 @@ struct ServeSettings: Codable, Sendable {
     var syncTimeoutMs: Int?
     var heartbeatIntervalMs: Int?
     var inSyncLagTimeoutMs: Int?
+    /// A follower closes its connection when its primary has sent nothing for this long.
+    var primaryTimeoutMs: Int?
+    /// A peer that has not authenticated within this long is disconnected.
+    var handshakeTimeoutMs: Int?
     /// "buffered", "os" or "fsync": the durability of the log's appends.
     var durability: String?
     var segmentBytes: Int?
@@ -45,7 +49,9 @@ struct ServeSettings: Codable, Sendable {
             minSyncFollowers: minSyncFollowers ?? base.minSyncFollowers,
             minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs ?? base.minSyncFollowersTimeoutMs,
             syncTimeoutMs: syncTimeoutMs ?? base.syncTimeoutMs, heartbeatIntervalMs: heartbeatIntervalMs ?? base.heartbeatIntervalMs,
-            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs, durability: durability ?? base.durability,
+            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs,
+            primaryTimeoutMs: primaryTimeoutMs ?? base.primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs ?? base.handshakeTimeoutMs,
+            durability: durability ?? base.durability,
             segmentBytes: segmentBytes ?? base.segmentBytes, epoch: epoch ?? base.epoch, metricsPort: metricsPort ?? base.metricsPort)
     }
 
@@ -96,6 +102,14 @@ struct ServeSettings: Codable, Sendable {
         if let ms = syncTimeoutMs { configuration.replication.syncTimeout = .milliseconds(ms) }
         if let ms = heartbeatIntervalMs { configuration.replication.heartbeatInterval = .milliseconds(ms) }
         if let ms = inSyncLagTimeoutMs { configuration.replication.inSyncLagTimeout = .milliseconds(ms) }
+        if let ms = primaryTimeoutMs { configuration.replication.primaryTimeout = .milliseconds(ms) }
+        if let ms = handshakeTimeoutMs { configuration.handshakeTimeout = .milliseconds(ms) }
+        for (name, ms) in [("min-sync-followers-timeout-ms", minSyncFollowersTimeoutMs), ("sync-timeout-ms", syncTimeoutMs),
+                           ("heartbeat-interval-ms", heartbeatIntervalMs), ("in-sync-lag-timeout-ms", inSyncLagTimeoutMs),
+                           ("primary-timeout-ms", primaryTimeoutMs), ("handshake-timeout-ms", handshakeTimeoutMs)] {
+            let mayBeZero = name == "min-sync-followers-timeout-ms"
+            if let ms, ms < 0 || (ms == 0 && !mayBeZero) { throw ToolFailure.usage("--\(name) \(ms) must be above 0") }
+        }
         if let durability {
             switch durability {
             case "buffered": configuration.logOptions.durability = .buffered
