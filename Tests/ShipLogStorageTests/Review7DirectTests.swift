@@ -61,6 +61,31 @@ import Testing
         try reopened.close()
     }
 
+    /// The same at a roll: sealing cuts the segment to its length before its fdatasync. When
+    /// the cut fails, no fdatasync has failed, and the direct `.os` appends before it are in
+    /// the file: the log refuses writes but keeps them, as a reopen does.
+    @Test func aFailedSealingCutKeepsTheWrittenRecords() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (log, fs) = try openScriptedLog(dir, smallOptions(segmentBytes: 1 << 10, compression: .none))
+        var records: [[UInt8]] = []
+        while log.totalBytes + 300 < 1 << 10 {
+            let record = [UInt8](repeating: UInt8(records.count), count: 200)
+            #expect(try log.append(record, durability: .os) == UInt64(records.count))
+            records.append(record)
+        }
+        #expect(log.durableNextOffset == 0 && log.segmentCount == 1)
+        fs.add(.truncate, pathSuffix: ".log", .fail(errno: EIO))
+        #expect(throws: LogError.self) { try log.append([UInt8](repeating: 99, count: 200), durability: .os) }
+        fs.clearRules()
+        #expect(log.nextOffset == UInt64(records.count), "the acknowledged .os appends vanished from memory")
+        #expect(try allRecords(log) == records)
+        log.releaseDirectoryLock()
+        let reopened = try SegmentLog.open(directory: dir.logPath, options: smallOptions(segmentBytes: 1 << 10, compression: .none))
+        #expect(try allRecords(reopened) == records)
+        try reopened.close()
+    }
+
     /// kill -9 before every disk change of a run of direct `.os` appends with rolls, a
     /// truncate and retention: every acknowledged record not removed by a finished truncate
     /// or retention is there after reopening, byte for byte, and the log goes on.
