@@ -65,13 +65,19 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         self.metrics = metrics
     }
 
-    /// The machine's first event, the ticks, then the peers. Call on the loop.
+    /// The machine's first event and the ticks; call on the loop before the listener accepts
+    /// (a peer's connection must find a started machine), then `connect`.
     func start() {
         loop.preconditionInEventLoop()
         mesh.delegate = self
         feed { $0.start(now: $1) }
         let interval = TimeAmount.nanoseconds(Int64(cluster.tickInterval.milliseconds * 1_000_000))
         ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in feed { $0.tick(now: $1) } }
+    }
+
+    /// Starts dialling the peers. Call on the loop.
+    func connect() {
+        loop.preconditionInEventLoop()
         mesh.start()
     }
 

@@ -81,6 +81,7 @@ extension Node {
             let driver = ClusterDriver(loop: loop, cluster: cluster, machine: machine, log: isWitness ? nil : log, store: store,
                                        pool: NIOThreadPool.singleton, clock: clock, mesh: mesh, logger: logger,
                                        metrics: ClusterMetrics(node: configuration.id))
+            try await loop.submit { driver.start() }.get()
             let server: any Channel
             do {
                 server = try await ServerBootstrap(group: loop)
@@ -96,9 +97,10 @@ extension Node {
                     }
                     .bind(host: configuration.listenHost, port: configuration.listenPort).get()
             } catch {
+                try? await loop.submit { driver.stop(abruptly: false) }.get().get()
                 throw NodeError.invalidConfiguration("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)")
             }
-            try await loop.submit { driver.start() }.get()
+            try await loop.submit { driver.connect() }.get()
             let role = isWitness ? "witness" : "voter"
             logger.info("listening on \(server.localAddress.map { "\($0)" } ?? "?") as \(role) of \(cluster.voters.keys.sorted().map(\.rawValue)), epoch \(durable.epoch), log offsets \(log.firstOffset)..<\(log.nextOffset)")
             return Running(log: log, loop: loop, server: server, primary: nil, follower: nil, client: nil, cluster: driver)
