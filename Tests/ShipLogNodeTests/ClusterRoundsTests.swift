@@ -82,6 +82,27 @@ struct ClusterRoundsTests {
         await cluster.stopAll()
     }
 
+    /// `shiplog switchover`'s request (format.md §11.1, type 35): a follower refuses naming the
+    /// primary; the primary hands over and answers with its status, now following the target.
+    @Test func switchoverRequestOverTheWire() async throws {
+        let cluster = try await AutoCluster()
+        defer { Task { await cluster.stopAll() } }
+        try await cluster.startAll()
+        let old = try await cluster.waitForPrimary()
+        let target = cluster.ids.first { $0 != old }!
+        let follower = cluster.ids.first { $0 != old && $0 != target }!
+        do {
+            _ = try await NodeSwitchoverClient.request(target, from: cluster.cluster.voters[follower]!, clusterKey: testKey)
+            Issue.record("a follower handed over")
+        } catch NodeSwitchoverClient.Failure.refused(_, let reason, let message) {
+            #expect(reason == .notPrimary && message.contains("the primary is \(old)"), "\(message)")
+        }
+        let status = try await NodeSwitchoverClient.request(target, from: cluster.cluster.voters[old]!, clusterKey: testKey)
+        #expect(status.node == old.rawValue && status.role == "follower" && status.primary == target.rawValue)
+        #expect(try await cluster.waitForPrimary() == target)
+        await cluster.stopAll()
+    }
+
     /// The vote survives a restart in the election state file, and a damaged file stops the node
     /// from starting (it must not forget a vote).
     @Test func electionStateFileKeepsTheEpochAndADamagedOneRefusesToStart() async throws {

@@ -56,6 +56,12 @@ extension ClusterDriver {
         logWork?.enqueue({ _ in }) { [self] _, log in feed { $0.logRetained(log: log, now: $1) } }
     }
 
+    /// Whether a switchover failed only because this node was not the primary when asked.
+    func transferRefusedBecauseNotPrimary(_ error: any Error) -> Bool {
+        if case ClusterError.switchoverRefused(_, let reason) = error { return reason.contains("is not the primary") }
+        return false
+    }
+
     func finishTransfer(_ target: NodeID, with error: ClusterError?) {
         guard let pending = transfer, pending.target == target else { return }
         transfer = nil

@@ -112,6 +112,18 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         switch frame {
         case .statusRequest:
             replyToStatusRequest(on: channel) { status() }
+        case .switchoverRequest(let target):
+            logger.notice("\(peer) asks for a switchover to \(target)")
+            transferLeadership(to: target, timeout: cluster.electionTimeout * 3).whenComplete { [self] result in
+                switch result {
+                case .success:
+                    channel.writeAndFlush(Frame.statusReply(.init(json: status().json())), promise: nil)
+                case .failure(let error):
+                    let reason: CloseReason = transferRefusedBecauseNotPrimary(error) ? .notPrimary : .localFailure
+                    channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: "\(error)")), promise: nil)
+                    channel.close(promise: nil)
+                }
+            }
         case .goodbye:
             channel.close(promise: nil)
         default:
