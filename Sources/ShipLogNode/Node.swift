@@ -22,6 +22,9 @@ public final class Node: Sendable {
     private enum Phase {
         case idle
         case starting
+        /// `stop()` was called while starting: each waiting `stop()` resumes once `start()` has
+        /// stopped what it started, so a returned `stop()` always means a closed log.
+        case stopping([CheckedContinuation<Void, Never>])
         case running(Running)
         case stopped
     }
@@ -48,26 +51,44 @@ public final class Node: Sendable {
         self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 
-    /// Opens the log, starts listening and, on a follower, connects to the primary.
+    /// Opens the log, starts listening and, on a follower, connects to the primary. A node
+    /// starts at most once: after `stop()` (even one called before or during `start()`) it
+    /// throws `NodeError.notRunning`.
     public func start() async throws {
         try phase.withLock { phase in
+            if case .stopped = phase { throw NodeError.notRunning(node: configuration.id) }
             guard case .idle = phase else { throw NodeError.invalidConfiguration("\(configuration.id) was already started") }
             phase = .starting
         }
         do {
             let running = try await startRunning()
-            // `stop()` called while starting marks the phase stopped: stop what was started.
-            let stoppedMeanwhile = phase.withLock { phase -> Bool in
-                if case .stopped = phase { return true }
+            let stopWaiters = phase.withLock { phase -> [CheckedContinuation<Void, Never>]? in
+                if case .stopping(let waiters) = phase {
+                    phase = .stopped
+                    return waiters
+                }
                 phase = .running(running)
-                return false
+                return nil
             }
-            if stoppedMeanwhile {
+            if let stopWaiters {
+                defer { for waiter in stopWaiters { waiter.resume() } }
                 try await shutDown(running)
                 throw NodeError.notRunning(node: configuration.id)
             }
         } catch {
-            phase.withLock { if case .starting = $0 { $0 = .idle } }
+            let stopWaiters = phase.withLock { phase -> [CheckedContinuation<Void, Never>] in
+                switch phase {
+                case .starting:
+                    phase = .idle
+                case .stopping(let waiters):
+                    phase = .stopped
+                    return waiters
+                default:
+                    break
+                }
+                return []
+            }
+            for waiter in stopWaiters { waiter.resume() }
             throw error
         }
     }
@@ -250,18 +271,26 @@ public final class Node: Sendable {
 
     /// Stops replication (waiting sync appends fail with `.replicationFailed(.notPrimary)`),
     /// closes every connection and closes the log cleanly (it writes its clean-shutdown marker).
+    /// Called during `start()`, it returns once what `start()` had started is stopped.
     public func stop() async throws {
-        let running: Running? = phase.withLock { phase in
-            switch phase {
-            case .running(let running):
-                phase = .stopped
-                return running
-            case .starting:
-                // `start()` finishes, sees this and stops what it started.
-                phase = .stopped
-                return nil
-            case .idle, .stopped:
-                return nil
+        var running: Running?
+        await withCheckedContinuation { (stopped: CheckedContinuation<Void, Never>) in
+            phase.withLock { phase in
+                switch phase {
+                case .running(let started):
+                    phase = .stopped
+                    running = started
+                    stopped.resume()
+                case .starting:
+                    // `start()` finishes, sees this, stops what it started and resumes us.
+                    phase = .stopping([stopped])
+                case .stopping(let waiters):
+                    phase = .stopping(waiters + [stopped])
+                case .idle, .stopped:
+                    // A node stopped before it started never starts: `start()` after this fails.
+                    phase = .stopped
+                    stopped.resume()
+                }
             }
         }
         guard let running else { return }

@@ -36,8 +36,17 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("key-file"), help: "A file holding the cluster key.") var keyFile: String?
     @Option(name: .customLong("ack-level"), help: "received, written or durable.") var ackLevel: AckLevel?
     @Option(name: .customLong("min-sync-followers")) var minSyncFollowers: Int?
+    @Option(name: .customLong("min-sync-followers-timeout-ms"),
+            help: "How long a sync append waits for enough followers (default: fail at once).")
+    var minSyncFollowersTimeoutMs: Int?
     @Option(name: .customLong("sync-timeout-ms")) var syncTimeoutMs: Int?
     @Option(name: .customLong("heartbeat-interval-ms")) var heartbeatIntervalMs: Int?
+    @Option(name: .customLong("in-sync-lag-timeout-ms"), help: "A follower further behind than this is out of sync.")
+    var inSyncLagTimeoutMs: Int?
+    @Option(name: .customLong("primary-timeout-ms"), help: "A follower reconnects when its primary is silent this long.")
+    var primaryTimeoutMs: Int?
+    @Option(name: .customLong("handshake-timeout-ms"), help: "A peer must authenticate within this long.")
+    var handshakeTimeoutMs: Int?
     @Option(help: "The log's append durability: buffered, os or fsync.") var durability: String?
     @Option(name: .customLong("segment-bytes")) var segmentBytes: Int?
     @Option(help: "The primary's leader epoch (default: one above its log's).") var epoch: UInt64?
@@ -58,8 +67,9 @@ struct Serve: ParsableCommand {
         var fromFlags = ServeSettings(
             id: id, logDirectory: logDirectory, listen: listen, peers: nil, role: role, primary: primary,
             followers: followers.isEmpty ? nil : followers, keyFile: keyFile,
-            ackLevel: ackLevel, minSyncFollowers: minSyncFollowers, minSyncFollowersTimeoutMs: nil, syncTimeoutMs: syncTimeoutMs,
-            heartbeatIntervalMs: heartbeatIntervalMs, inSyncLagTimeoutMs: nil, durability: durability,
+            ackLevel: ackLevel, minSyncFollowers: minSyncFollowers, minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs,
+            syncTimeoutMs: syncTimeoutMs, heartbeatIntervalMs: heartbeatIntervalMs, inSyncLagTimeoutMs: inSyncLagTimeoutMs,
+            primaryTimeoutMs: primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs, durability: durability,
             segmentBytes: segmentBytes, epoch: epoch, metricsPort: metricsPort,
             witness: witness ? true : nil, witnesses: witnessIDs.isEmpty ? nil : witnessIDs, electionTimeoutMs: electionTimeoutMs,
             twoNodeSelfPromotion: twoNode ? true : nil)

@@ -30,6 +30,10 @@ struct ServeSettings: Codable, Sendable {
     var syncTimeoutMs: Int?
     var heartbeatIntervalMs: Int?
     var inSyncLagTimeoutMs: Int?
+    /// A follower closes its connection when its primary has sent nothing for this long.
+    var primaryTimeoutMs: Int?
+    /// A peer that has not authenticated within this long is disconnected.
+    var handshakeTimeoutMs: Int?
     /// "buffered", "os" or "fsync": the durability of the log's appends.
     var durability: String?
     var segmentBytes: Int?
@@ -53,7 +57,9 @@ struct ServeSettings: Codable, Sendable {
             minSyncFollowers: minSyncFollowers ?? base.minSyncFollowers,
             minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs ?? base.minSyncFollowersTimeoutMs,
             syncTimeoutMs: syncTimeoutMs ?? base.syncTimeoutMs, heartbeatIntervalMs: heartbeatIntervalMs ?? base.heartbeatIntervalMs,
-            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs, durability: durability ?? base.durability,
+            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs,
+            primaryTimeoutMs: primaryTimeoutMs ?? base.primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs ?? base.handshakeTimeoutMs,
+            durability: durability ?? base.durability,
             segmentBytes: segmentBytes ?? base.segmentBytes, epoch: epoch ?? base.epoch, metricsPort: metricsPort ?? base.metricsPort,
             witness: witness ?? base.witness, witnesses: witnesses ?? base.witnesses,
             electionTimeoutMs: electionTimeoutMs ?? base.electionTimeoutMs,
@@ -102,11 +108,6 @@ struct ServeSettings: Codable, Sendable {
             configuration.listenHost = address.host
             configuration.listenPort = address.port
         }
-        if case .automatic = role {
-            configuration.role = .automatic(try cluster(id: NodeID(id), peers: parsedPeers, listen: configuration))
-        } else if witness == true || witnesses != nil || electionTimeoutMs != nil || twoNodeSelfPromotion != nil {
-            throw ToolFailure.usage("--witness, --witness-id, --election-timeout-ms and --two-node need --role automatic")
-        }
         if let followers { configuration.replication.followers = followers.map(NodeID.init) }
         if let ackLevel { configuration.replication.ackLevel = ackLevel }
         if let minSyncFollowers { configuration.replication.minSyncFollowers = minSyncFollowers }
@@ -114,6 +115,20 @@ struct ServeSettings: Codable, Sendable {
         if let ms = syncTimeoutMs { configuration.replication.syncTimeout = .milliseconds(ms) }
         if let ms = heartbeatIntervalMs { configuration.replication.heartbeatInterval = .milliseconds(ms) }
         if let ms = inSyncLagTimeoutMs { configuration.replication.inSyncLagTimeout = .milliseconds(ms) }
+        if let ms = primaryTimeoutMs { configuration.replication.primaryTimeout = .milliseconds(ms) }
+        if let ms = handshakeTimeoutMs { configuration.handshakeTimeout = .milliseconds(ms) }
+        for (name, ms) in [("min-sync-followers-timeout-ms", minSyncFollowersTimeoutMs), ("sync-timeout-ms", syncTimeoutMs),
+                           ("heartbeat-interval-ms", heartbeatIntervalMs), ("in-sync-lag-timeout-ms", inSyncLagTimeoutMs),
+                           ("primary-timeout-ms", primaryTimeoutMs), ("handshake-timeout-ms", handshakeTimeoutMs),
+                           ("election-timeout-ms", electionTimeoutMs)] {
+            let mayBeZero = name == "min-sync-followers-timeout-ms"
+            if let ms, ms < 0 || (ms == 0 && !mayBeZero) { throw ToolFailure.usage("--\(name) \(ms) must be above 0") }
+        }
+        if case .automatic = role {
+            configuration.role = .automatic(try cluster(id: NodeID(id), peers: parsedPeers, listen: configuration))
+        } else if witness == true || witnesses != nil || electionTimeoutMs != nil || twoNodeSelfPromotion != nil {
+            throw ToolFailure.usage("--witness, --witness-id, --election-timeout-ms and --two-node need --role automatic")
+        }
         if let durability {
             switch durability {
             case "buffered": configuration.logOptions.durability = .buffered
