@@ -96,4 +96,72 @@ struct ClusterProcessTests {
         let held = Dictionary(logs[newPrimary]!.map { ($0.offset, String(decoding: $0.bytes, as: UTF8.self)) }, uniquingKeysWith: { a, _ in a })
         for ack in acknowledged { #expect(held[ack.first] == ack.record, "acknowledged \(ack.record) at \(ack.first) is missing") }
     }
+
+    /// A primary, a standby and a `--witness` process: kill -9 the primary, the standby takes
+    /// over with the witness's vote and acknowledges (async) appends alone; the killed node
+    /// restarts as a follower with the same log; the witness stores no record.
+    @Test func pairWithAWitnessProcessFailsOver() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: ServeProcess.toolPath), "shiplog not built at \(ServeProcess.toolPath)")
+        let dir = try TemporaryDirectory()
+        let keyFile = dir.sub("key")
+        try Data(testKey).write(to: URL(fileURLWithPath: keyFile))
+        let addresses = try await reserveLoopbackPorts(3).map { PeerAddress(host: "127.0.0.1", port: $0) }
+        var processes: [Int: ServeProcess] = [:]
+        var all: [ServeProcess] = []
+        defer { for process in all { process.killIfRunning() } }
+        func start(_ id: Int) throws {
+            var arguments = ["--role", "automatic", "--id", "\(id)", "--log-dir", dir.sub("\(id)"), "--listen", "\(addresses[id - 1])",
+                             "--key-file", keyFile, "--heartbeat-interval-ms", "50", "--election-timeout-ms", "300",
+                             "--log-level", "warning", "--stdin-appends", "async", "--witness-id", "3"]
+            if id == 3 { arguments.append("--witness") }
+            for peer in 1...3 where peer != id { arguments += ["--peer", "\(peer)=\(addresses[peer - 1])"] }
+            let process = try ServeProcess(name: "node \(id)", arguments: arguments)
+            all.append(process)
+            processes[id] = process
+            _ = try process.listeningAddress()
+        }
+        for id in 1...3 { try start(id) }
+        func status(_ id: Int) async -> NodeStatus? { try? await NodeStatusClient.fetch(from: addresses[id - 1], clusterKey: testKey) }
+        func primary(among ids: [Int]) async throws -> Int {
+            var found = 0
+            try await waitUntil("one primary that the others follow", timeout: .seconds(10)) {
+                var statuses: [NodeStatus] = []
+                for id in ids { if let s = await status(id) { statuses.append(s) } }
+                guard statuses.count == ids.count, let p = statuses.first(where: { $0.role == "primary" }) else { return false }
+                found = Int(p.node)
+                return statuses.allSatisfy { $0.node == p.node || $0.primary == p.node }
+            }
+            return found
+        }
+        func append(_ record: String, through id: Int) throws -> Bool {
+            processes[id]!.send(record)
+            return try processes[id]!.waitForLine { $0.hasPrefix("ack ") || $0.hasPrefix("error") }.hasPrefix("ack ")
+        }
+        let old = try await primary(among: [1, 2, 3])
+        #expect(old != 3)
+        let standby = 3 - old
+        for i in 0..<20 { #expect(try append("record \(i)", through: old)) }
+        let end = try #require(await status(old)).nextOffset
+        try await waitUntil("the standby to hold every record") { (await status(standby))?.nextOffset == end }
+        processes[old]!.signal(SIGKILL)
+        _ = processes[old]!.waitForExit(timeout: 10)
+        processes[old] = nil
+        let killedAt = ContinuousClock.now
+        #expect(try await primary(among: [standby, 3]) == standby)
+        #expect(try append("record 20", through: standby))
+        print("witness pair failover: kill -9 to the standby acknowledging took \(ContinuousClock.now - killedAt)")
+        try start(old)
+        #expect(try await primary(among: [1, 2, 3]) == standby)
+        try await waitUntil("the old primary to catch up") { (await status(old))?.nextOffset == end + 1 }
+        for (_, process) in processes { process.signal(SIGTERM) }
+        for (id, process) in processes { #expect(process.waitForExit()?.status == 0, "node \(id) did not stop cleanly") }
+        var logs: [Int: [LogRecord]] = [:]
+        for id in 1...3 {
+            let log = try SegmentLog.open(directory: dir.sub("\(id)"))
+            logs[id] = try allRecords(log)
+            try await log.close()
+        }
+        #expect(logs[1] == logs[2] && logs[1]?.count == 21)
+        #expect(logs[3]?.isEmpty == true)
+    }
 }
