@@ -49,6 +49,8 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     /// The batches this node appended last as primary, shipped from memory to followers caught up.
     var recent = RecentBatches(maxBytes: 4 << 20)
     var transfer: (target: NodeID, promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)?
+    /// A `ship` waiting for its peer's connection to drain (the machine has one outstanding per peer).
+    private var deferredShips: [NodeID: () -> Void] = [:]
 
     init(loop: any EventLoop, cluster: ClusterConfiguration, machine: NodeMachine, log: SegmentLog?, store: ElectionStateStore,
          pool: NIOThreadPool, clock: NodeClock, mesh: PeerMesh, logger: Logger, metrics: ClusterMetrics) {
@@ -99,6 +101,7 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     }
 
     func peerConnected(_ peer: NodeID) { feed { $0.peerConnected(peer, now: $1) } }
+    func peerWritable(_ peer: NodeID) { deferredShips.removeValue(forKey: peer)?() }
     func peerDisconnected(_ peer: NodeID) { feed { $0.peerDisconnected(peer, now: $1) } }
 
     func received(_ frame: Frame, from peer: NodeID) {
@@ -240,6 +243,13 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     private func ship(to peer: NodeID, on connection: ConnectionID?, _ machineConnection: ConnectionID, from: UInt64,
                       maxBytes: Int, epoch: UInt64, commitOffset: UInt64) {
         guard connection != nil, mesh.connection(to: peer) == connection, let logWork else { return }
+        // Backpressure: a follower that does not read costs no more than its connection's buffer.
+        guard mesh.isWritable(peer) else {
+            deferredShips[peer] = { [self] in
+                ship(to: peer, on: connection, machineConnection, from: from, maxBytes: maxBytes, epoch: epoch, commitOffset: commitOffset)
+            }
+            return
+        }
         let limit = machine.log.nextOffset
         let send = { [self] (read: ShipRead.Result) in
             guard mesh.connection(to: peer) == connection else { return }

@@ -10,6 +10,8 @@ protocol PeerMeshDelegate: AnyObject {
     func peerConnected(_ peer: NodeID)
     func peerDisconnected(_ peer: NodeID)
     func received(_ frame: Frame, from peer: NodeID)
+    /// The peer's connection drained its outbound buffer (after `isWritable` said no).
+    func peerWritable(_ peer: NodeID)
     /// A frame from an authenticated connection that is not a voter's (an operator's tool):
     /// answer on `channel` or close it.
     func operatorFrame(_ frame: Frame, on channel: any Channel, from peer: NodeID)
@@ -66,6 +68,9 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
 
     /// The connection the driver knows for `peer`, if any.
     func connection(to peer: NodeID) -> ConnectionID? { current[peer]?.connection }
+
+    /// Whether `peer`'s current connection takes more without growing its buffer past the mark.
+    func isWritable(_ peer: NodeID) -> Bool { current[peer]?.channel.isWritable ?? true }
 
     /// Sends on `peer`'s current connection when it is still `connection`; drops it otherwise.
     func send(_ frame: Frame, to peer: NodeID, on connection: ConnectionID?) {
@@ -194,5 +199,10 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
         }
     }
 
-    func sessionWritable(_ connection: ConnectionID) {}
+    func sessionWritable(_ connection: ConnectionID) {
+        loop.execute { [self] in
+            guard !stopped, let session = sessions[connection], current[session.peer]?.connection == connection else { return }
+            delegate?.peerWritable(session.peer)
+        }
+    }
 }
