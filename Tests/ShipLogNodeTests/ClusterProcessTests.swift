@@ -9,6 +9,24 @@ import Testing
 /// process acknowledges appends, the killed one restarts and follows with an identical log.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ClusterProcessTests {
+    /// Runs `shiplog ARGS` to its end (at most 30 s): its status and output.
+    func runTool(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServeProcess.toolPath)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "SHIPLOG_CLUSTER_KEY" }
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let deadline = Date(timeIntervalSinceNow: 30)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
     @Test func killNineThePrimaryProcessAndItRejoinsAsAFollower() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: ServeProcess.toolPath), "shiplog not built at \(ServeProcess.toolPath)")
         let dir = try TemporaryDirectory()
@@ -83,6 +101,13 @@ struct ClusterProcessTests {
         try await waitUntil("the restarted node to catch up", timeout: .seconds(20)) {
             try await NodeStatusClient.fetch(from: restarted, clusterKey: testKey).nextOffset == end
         }
+        // `shiplog switchover` hands leadership back to the restarted node, and `shiplog status` shows it.
+        let switchover = try runTool(["switchover", "--to", "\(old)", "\(addresses[newPrimary - 1])", "--key-file", keyFile])
+        #expect(switchover.status == 0 && switchover.output.contains("node \(old) is primary now"), "\(switchover.output) \(switchover.errors)")
+        #expect(try await primary() == old)
+        let status = try runTool(["status", "\(addresses[newPrimary - 1])", "--key-file", keyFile])
+        #expect(status.output.contains("follower of node \(old)") && status.output.contains("detector: fixed timeout"), "\(status.output)")
+
         for (_, process) in processes { process.signal(SIGTERM) }
         for (id, process) in processes { #expect(process.waitForExit()?.status == 0, "node \(id) did not stop cleanly") }
 
