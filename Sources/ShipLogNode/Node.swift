@@ -29,13 +29,15 @@ public final class Node: Sendable {
         case stopped
     }
 
-    private struct Running: @unchecked Sendable {
+    struct Running: @unchecked Sendable {
         var log: SegmentLog
         var loop: any EventLoop
         var server: any Channel
         var primary: PrimaryDriver?
         var follower: FollowerDriver?
         var client: PrimaryClient?
+        /// An automatic-role node's shell (Cluster/): then `primary`, `follower` and `client` are nil.
+        var cluster: ClusterDriver? = nil
     }
 
     /// - Parameter eventLoopGroup: where the node's connections and state machine run; by
@@ -93,6 +95,7 @@ public final class Node: Sendable {
 
     private func startRunning() async throws -> Running {
         let configuration = self.configuration
+        if case .automatic(let cluster) = configuration.role { return try await startCluster(cluster, logger: logger, group: group) }
         var replication = configuration.replication
         if replication.followers.isEmpty {
             replication.followers = configuration.peers.keys.filter { $0 != configuration.id }.sorted()
@@ -149,6 +152,8 @@ public final class Node: Sendable {
                 driver.onPrimaryAuthenticated = { client.authenticated() }
                 driver.start(tickInterval: tick)
                 return (nil, driver, client, driver)
+            case .automatic:
+                preconditionFailure("an automatic-role node starts in startCluster")
             }
         }
         let (primary, follower, client, delegate) = try await setUp.get()
@@ -176,7 +181,7 @@ public final class Node: Sendable {
         return Running(log: log, loop: loop, server: server, primary: primary, follower: follower, client: client)
     }
 
-    private func running() throws -> Running {
+    func running() throws -> Running {
         try phase.withLock { phase in
             guard case .running(let running) = phase else { throw NodeError.notRunning(node: configuration.id) }
             return running
@@ -198,6 +203,7 @@ public final class Node: Sendable {
     @discardableResult
     public func append(_ records: [[UInt8]], mode: ReplicationMode) async throws -> Range<UInt64> {
         let running = try running()
+        if let cluster = running.cluster { return try await cluster.append(records, mode: mode).get() }
         guard let primary = running.primary else {
             guard case .follower(let primaryID) = configuration.role else { throw NodeError.notRunning(node: configuration.id) }
             throw NodeError.notPrimary(node: configuration.id, primary: primaryID)
@@ -246,6 +252,7 @@ public final class Node: Sendable {
         let running = try running()
         let before = running.log.totalBytes
         let removed = try await running.log.enforceRetention(policy)
+        if let cluster = running.cluster { try await running.loop.submit { cluster.noteRetained() }.get() }
         if let primary = running.primary {
             let bytes = max(0, before - running.log.totalBytes)
             try await running.loop.submit { primary.noteRetained(bytesRemoved: bytes) }.get()
@@ -256,6 +263,7 @@ public final class Node: Sendable {
     /// The node's role, epoch, offsets and (on a primary) each follower's progress and lag.
     public func status() async throws -> NodeStatus {
         let running = try running()
+        if let cluster = running.cluster { return try await running.loop.submit { cluster.status() }.get() }
         if let primary = running.primary { return try await running.loop.submit { primary.status() }.get() }
         let follower = running.follower!
         return try await running.loop.submit { follower.status() }.get()
@@ -290,6 +298,7 @@ public final class Node: Sendable {
     }
 
     private func shutDown(_ running: Running) async throws {
+        if let cluster = running.cluster { return try await shutDownCluster(running, cluster) }
         let drained = try await running.loop.submit { () -> EventLoopFuture<Void> in
             running.client?.stop()
             running.primary?.stop()
