@@ -22,18 +22,24 @@ public final class Node: Sendable {
     private enum Phase {
         case idle
         case starting
+        /// `stop()` was called while starting: each waiting `stop()` resumes once `start()` has
+        /// stopped what it started, so a returned `stop()` always means a closed log.
+        case stopping([CheckedContinuation<Void, Never>])
         case running(Running)
         case stopped
     }
 
-    private struct Running: @unchecked Sendable {
+    struct Running: @unchecked Sendable {
         var log: SegmentLog
         var loop: any EventLoop
         var server: any Channel
         var primary: PrimaryDriver?
         var follower: FollowerDriver?
         var client: PrimaryClient?
-        var executor: EventLoopTaskExecutor
+        /// An automatic-role node's shell (Cluster/): then `primary`, `follower` and `client` are nil.
+        var cluster: ClusterDriver? = nil
+        /// Runs tasks on `loop` (stateless: one per call is fine).
+        var executor: EventLoopTaskExecutor { EventLoopTaskExecutor(loop: loop) }
     }
 
     /// - Parameter eventLoopGroup: where the node's connections and state machine run; by
@@ -47,32 +53,51 @@ public final class Node: Sendable {
         self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 
-    /// Opens the log, starts listening and, on a follower, connects to the primary.
+    /// Opens the log, starts listening and, on a follower, connects to the primary. A node
+    /// starts at most once: after `stop()` (even one called before or during `start()`) it
+    /// throws `NodeError.notRunning`.
     public func start() async throws {
         try phase.withLock { phase in
+            if case .stopped = phase { throw NodeError.notRunning(node: configuration.id) }
             guard case .idle = phase else { throw NodeError.invalidConfiguration("\(configuration.id) was already started") }
             phase = .starting
         }
         do {
             let running = try await startRunning()
-            // `stop()` called while starting marks the phase stopped: stop what was started.
-            let stoppedMeanwhile = phase.withLock { phase -> Bool in
-                if case .stopped = phase { return true }
+            let stopWaiters = phase.withLock { phase -> [CheckedContinuation<Void, Never>]? in
+                if case .stopping(let waiters) = phase {
+                    phase = .stopped
+                    return waiters
+                }
                 phase = .running(running)
-                return false
+                return nil
             }
-            if stoppedMeanwhile {
+            if let stopWaiters {
+                defer { for waiter in stopWaiters { waiter.resume() } }
                 try await shutDown(running)
                 throw NodeError.notRunning(node: configuration.id)
             }
         } catch {
-            phase.withLock { if case .starting = $0 { $0 = .idle } }
+            let stopWaiters = phase.withLock { phase -> [CheckedContinuation<Void, Never>] in
+                switch phase {
+                case .starting:
+                    phase = .idle
+                case .stopping(let waiters):
+                    phase = .stopped
+                    return waiters
+                default:
+                    break
+                }
+                return []
+            }
+            for waiter in stopWaiters { waiter.resume() }
             throw error
         }
     }
 
     private func startRunning() async throws -> Running {
         let configuration = self.configuration
+        if case .automatic(let cluster) = configuration.role { return try await startCluster(cluster, logger: logger, group: group) }
         var replication = configuration.replication
         if replication.followers.isEmpty {
             replication.followers = configuration.peers.keys.filter { $0 != configuration.id }.sorted()
@@ -129,6 +154,8 @@ public final class Node: Sendable {
                 driver.onPrimaryAuthenticated = { client.authenticated() }
                 driver.start(tickInterval: tick)
                 return (nil, driver, client, driver)
+            case .automatic:
+                preconditionFailure("an automatic-role node starts in startCluster")
             }
         }
         let (primary, follower, client, delegate) = try await setUp.get()
@@ -153,11 +180,10 @@ public final class Node: Sendable {
         }
         if let client { try await loop.submit { client.start() }.get() }
         logger.info("listening on \(server.localAddress.map { "\($0)" } ?? "?") as \(configuration.role)")
-        return Running(log: log, loop: loop, server: server, primary: primary, follower: follower, client: client,
-                       executor: EventLoopTaskExecutor(loop: loop))
+        return Running(log: log, loop: loop, server: server, primary: primary, follower: follower, client: client)
     }
 
-    private func running() throws -> Running {
+    func running() throws -> Running {
         try phase.withLock { phase in
             guard case .running(let running) = phase else { throw NodeError.notRunning(node: configuration.id) }
             return running
@@ -187,6 +213,7 @@ public final class Node: Sendable {
     @discardableResult
     public func append(_ records: [[UInt8]], mode: ReplicationMode) async throws -> Range<UInt64> {
         let running = try running()
+        if let cluster = running.cluster { return try await cluster.append(records, mode: mode).get() }
         guard let primary = running.primary else {
             guard case .follower(let primaryID) = configuration.role else { throw NodeError.notRunning(node: configuration.id) }
             throw NodeError.notPrimary(node: configuration.id, primary: primaryID)
@@ -226,6 +253,7 @@ public final class Node: Sendable {
         let running = try running()
         let before = running.log.totalBytes
         let removed = try await running.log.enforceRetention(policy)
+        if let cluster = running.cluster { try await running.loop.submit { cluster.noteRetained() }.get() }
         if let primary = running.primary {
             let bytes = max(0, before - running.log.totalBytes)
             try await running.loop.submit { primary.noteRetained(bytesRemoved: bytes) }.get()
@@ -236,6 +264,7 @@ public final class Node: Sendable {
     /// The node's role, epoch, offsets and (on a primary) each follower's progress and lag.
     public func status() async throws -> NodeStatus {
         let running = try running()
+        if let cluster = running.cluster { return try await running.loop.submit { cluster.status() }.get() }
         if let primary = running.primary { return try await running.loop.submit { primary.status() }.get() }
         let follower = running.follower!
         return try await running.loop.submit { follower.status() }.get()
@@ -243,18 +272,26 @@ public final class Node: Sendable {
 
     /// Stops replication (waiting sync appends fail with `.replicationFailed(.notPrimary)`),
     /// closes every connection and closes the log cleanly (it writes its clean-shutdown marker).
+    /// Called during `start()`, it returns once what `start()` had started is stopped.
     public func stop() async throws {
-        let running: Running? = phase.withLock { phase in
-            switch phase {
-            case .running(let running):
-                phase = .stopped
-                return running
-            case .starting:
-                // `start()` finishes, sees this and stops what it started.
-                phase = .stopped
-                return nil
-            case .idle, .stopped:
-                return nil
+        var running: Running?
+        await withCheckedContinuation { (stopped: CheckedContinuation<Void, Never>) in
+            phase.withLock { phase in
+                switch phase {
+                case .running(let started):
+                    phase = .stopped
+                    running = started
+                    stopped.resume()
+                case .starting:
+                    // `start()` finishes, sees this, stops what it started and resumes us.
+                    phase = .stopping([stopped])
+                case .stopping(let waiters):
+                    phase = .stopping(waiters + [stopped])
+                case .idle, .stopped:
+                    // A node stopped before it started never starts: `start()` after this fails.
+                    phase = .stopped
+                    stopped.resume()
+                }
             }
         }
         guard let running else { return }
@@ -262,6 +299,7 @@ public final class Node: Sendable {
     }
 
     private func shutDown(_ running: Running) async throws {
+        if let cluster = running.cluster { return try await shutDownCluster(running, cluster) }
         let drained = try await running.loop.submit { () -> EventLoopFuture<Void> in
             running.client?.stop()
             running.primary?.stop()

@@ -23,14 +23,17 @@ public struct PeerAddress: Hashable, Sendable, CustomStringConvertible {
 
 /// Everything a `Node` needs: who it is, where its log lives, whom it talks to and how.
 public struct NodeConfiguration: Sendable {
-    /// What the node does; fixed for the node's life in this version (failover comes later).
+    /// What the node does: a fixed role, or chosen by election among the cluster's voters.
     public enum Role: Sendable, Equatable, CustomStringConvertible {
         case primary
         case follower(of: NodeID)
+        /// The role changes by election (issue 10): see `ClusterConfiguration`.
+        case automatic(ClusterConfiguration)
         public var description: String {
             switch self {
             case .primary: "primary"
             case .follower(let primary): "follower of \(primary)"
+            case .automatic(let cluster): "automatic, voters \(cluster.voters.keys.sorted().map(\.rawValue))"
             }
         }
     }
@@ -82,6 +85,10 @@ public enum NodeError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidConfiguration(String)
     /// The local log refused the append.
     case logFailure(offsets: Range<UInt64>?, message: String)
+    /// An automatic-role node that cannot take the append now and knows no primary to send it
+    /// to: an election is under way (`.notPrimary(primary: nil)`), it is becoming primary, or a
+    /// switchover is handing leadership to another node. Retry shortly.
+    case unavailable(node: NodeID, NodeAppendError)
 
     public var description: String {
         switch self {
@@ -96,6 +103,12 @@ public enum NodeError: Error, Sendable, Equatable, CustomStringConvertible {
             "invalid node configuration: \(message)"
         case .logFailure(let offsets, let message):
             "the local log failed\(offsets.map { " at offsets \($0.lowerBound)..<\($0.upperBound)" } ?? ""): \(message)"
+        case .unavailable(let node, .becomingPrimary):
+            "\(node) won an election and starts accepting appends in a moment: retry"
+        case .unavailable(let node, .switchoverInProgress(let target)):
+            "\(node) is handing leadership to \(target): retry there"
+        case .unavailable(let node, let reason):
+            "\(node) knows no primary now (an election is under way): retry shortly (\(reason))"
         }
     }
 }

@@ -19,7 +19,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     }
 
     public var node: UInt64
-    /// "primary" or "follower".
+    /// "primary" or "follower"; an automatic-role node may also be "candidate" or "witness".
     public var role: String
     /// The primary this node follows (followers only).
     public var primary: UInt64?
@@ -35,6 +35,8 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var connectedToPrimary: Bool?
     /// How long ago the follower last heard from its primary, in ms (followers only).
     public var lastHeardFromPrimaryMilliseconds: Double?
+    /// The election and failure detector of an automatic-role node (nil for fixed roles).
+    public var election: ElectionDetails? = nil
 
     func json() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -54,6 +56,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
             let heard = lastHeardFromPrimaryMilliseconds.map { String(format: ", last heard %.1f ms ago", $0) } ?? ""
             lines.append("primary: \(connected ? "connected" : "disconnected")\(heard)")
         }
+        if let election { lines += election.summaryLines }
         for f in followers {
             let state = f.connected ? (f.streaming ? "streaming" : "connected") : "disconnected"
             let lag = String(format: "%.1f", f.lagMilliseconds)

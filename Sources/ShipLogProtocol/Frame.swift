@@ -18,6 +18,9 @@ public enum Frame: Equatable, Sendable {
     // Operations.
     case statusRequest
     case statusReply(StatusReply)
+    /// An operator asks the primary to hand leadership to this node (`shiplog switchover --to`);
+    /// answered by a `statusReply` once done, or a `goodbye` saying why not (format.md §11.1).
+    case switchoverRequest(target: NodeID)
     /// Sent before closing a connection on purpose, so the peer can log why.
     case goodbye(Goodbye)
 

@@ -27,7 +27,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable {
     case hello = 1, challenge = 2, proof = 3
     case follow = 16, followReply = 17, batches = 18, ack = 19, heartbeat = 20
     case election = 24
-    case statusRequest = 32, statusReply = 33, goodbye = 34
+    case statusRequest = 32, statusReply = 33, goodbye = 34, switchoverRequest = 35
 }
 
 /// The only encoder and decoder of frames (format.md §11): u32 LE length of type + payload,
@@ -80,6 +80,8 @@ public enum FrameCodec {
             break
         case .statusReply(let s):
             w.bytes.append(contentsOf: s.json)
+        case .switchoverRequest(let target):
+            w.u64(target.rawValue)
         case .goodbye(let g):
             w.u16(g.reason.rawValue); w.bytes.append(contentsOf: Array(g.message.utf8))
         }
@@ -139,6 +141,7 @@ extension Frame {
         case .election: .election
         case .statusRequest: .statusRequest
         case .statusReply: .statusReply
+        case .switchoverRequest: .switchoverRequest
         case .goodbye: .goodbye
         }
     }

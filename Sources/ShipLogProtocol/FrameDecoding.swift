@@ -118,6 +118,8 @@ enum FrameDecoding {
             return .statusRequest
         case .statusReply:
             return .statusReply(.init(json: r.rest()))
+        case .switchoverRequest:
+            return .switchoverRequest(target: NodeID(try r.integer("target", UInt64.self)))
         case .goodbye:
             let code: UInt16 = try r.integer("reason")
             guard let reason = CloseReason(rawValue: code) else { throw r.error("reason", "unknown code \(code)", at: 0) }

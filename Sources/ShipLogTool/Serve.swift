@@ -18,7 +18,10 @@ struct Serve: ParsableCommand {
             --config FILE reads the same settings as JSON (field names as the flags', camel case: \
             id, logDirectory, listen, peers {"2": "HOST:PORT"}, role, primary, keyFile, ackLevel, \
             minSyncFollowers, minSyncFollowersTimeoutMs, syncTimeoutMs, heartbeatIntervalMs, \
-            inSyncLagTimeoutMs, durability, segmentBytes, epoch, metricsPort); flags override it.
+            inSyncLagTimeoutMs, durability, segmentBytes, epoch, metricsPort, witness, witnesses, \
+            electionTimeoutMs, twoNodeSelfPromotion); flags override it. \
+            With --role automatic the node and its --peer nodes elect the primary among themselves \
+            (every node must be given the same voters and witnesses); --witness runs a vote-only node.
             """)
 
     @Option(help: "A JSON file with the node's settings.") var config: String?
@@ -26,20 +29,35 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("log-dir"), help: "The log directory.") var logDirectory: String?
     @Option(help: "HOST:PORT to listen on (port 0 picks one).") var listen: String?
     @Option(name: .customLong("peer"), help: "Another node: ID=HOST:PORT (repeat for each).") var peers: [String] = []
-    @Option(help: "primary or follower.") var role: String?
+    @Option(help: "primary, follower or automatic.") var role: String?
     @Option(help: "The id of the primary a follower follows.") var primary: UInt64?
     @Option(name: .customLong("follower"), help: "A follower the primary accepts (repeat; default: every peer).")
     var followers: [UInt64] = []
     @Option(name: .customLong("key-file"), help: "A file holding the cluster key.") var keyFile: String?
     @Option(name: .customLong("ack-level"), help: "received, written or durable.") var ackLevel: AckLevel?
     @Option(name: .customLong("min-sync-followers")) var minSyncFollowers: Int?
+    @Option(name: .customLong("min-sync-followers-timeout-ms"),
+            help: "How long a sync append waits for enough followers (default: fail at once).")
+    var minSyncFollowersTimeoutMs: Int?
     @Option(name: .customLong("sync-timeout-ms")) var syncTimeoutMs: Int?
     @Option(name: .customLong("heartbeat-interval-ms")) var heartbeatIntervalMs: Int?
+    @Option(name: .customLong("in-sync-lag-timeout-ms"), help: "A follower further behind than this is out of sync.")
+    var inSyncLagTimeoutMs: Int?
+    @Option(name: .customLong("primary-timeout-ms"), help: "A follower reconnects when its primary is silent this long.")
+    var primaryTimeoutMs: Int?
+    @Option(name: .customLong("handshake-timeout-ms"), help: "A peer must authenticate within this long.")
+    var handshakeTimeoutMs: Int?
     @Option(help: "The log's append durability: buffered, os or fsync.") var durability: String?
     @Option(name: .customLong("segment-bytes")) var segmentBytes: Int?
     @Option(help: "The primary's leader epoch (default: one above its log's).") var epoch: UInt64?
     @Option(name: .customLong("metrics-port"), help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics.")
     var metricsPort: Int?
+    @Flag(help: "Automatic role: this node only votes and keeps no log.") var witness = false
+    @Option(name: .customLong("witness-id"), help: "Automatic role: a voter that is a witness (repeat).") var witnessIDs: [UInt64] = []
+    @Option(name: .customLong("election-timeout-ms"), help: "Automatic role: failure detection timeout (default 1000).")
+    var electionTimeoutMs: Int?
+    @Flag(name: .customLong("two-node"), help: "Automatic role, two voters and no witness: the standby promotes itself alone.")
+    var twoNode = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
     /// For tests and benchmarks: each line of standard input is appended as one record with this
     /// mode (async, sync:N or sync-all), answered by "ack FIRST END" or "error MESSAGE" on standard output.
@@ -49,9 +67,12 @@ struct Serve: ParsableCommand {
         var fromFlags = ServeSettings(
             id: id, logDirectory: logDirectory, listen: listen, peers: nil, role: role, primary: primary,
             followers: followers.isEmpty ? nil : followers, keyFile: keyFile,
-            ackLevel: ackLevel, minSyncFollowers: minSyncFollowers, minSyncFollowersTimeoutMs: nil, syncTimeoutMs: syncTimeoutMs,
-            heartbeatIntervalMs: heartbeatIntervalMs, inSyncLagTimeoutMs: nil, durability: durability,
-            segmentBytes: segmentBytes, epoch: epoch, metricsPort: metricsPort)
+            ackLevel: ackLevel, minSyncFollowers: minSyncFollowers, minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs,
+            syncTimeoutMs: syncTimeoutMs, heartbeatIntervalMs: heartbeatIntervalMs, inSyncLagTimeoutMs: inSyncLagTimeoutMs,
+            primaryTimeoutMs: primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs, durability: durability,
+            segmentBytes: segmentBytes, epoch: epoch, metricsPort: metricsPort,
+            witness: witness ? true : nil, witnesses: witnessIDs.isEmpty ? nil : witnessIDs, electionTimeoutMs: electionTimeoutMs,
+            twoNodeSelfPromotion: twoNode ? true : nil)
         if !peers.isEmpty {
             var parsed: [String: String] = [:]
             for peer in peers {

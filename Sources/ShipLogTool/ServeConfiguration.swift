@@ -17,7 +17,7 @@ struct ServeSettings: Codable, Sendable {
     var listen: String?
     /// Node id (as a string, JSON keys being strings) to HOST:PORT.
     var peers: [String: String]?
-    /// "primary" or "follower".
+    /// "primary", "follower" or "automatic" (elected; `peers` are the other voters).
     var role: String?
     /// The primary a follower follows.
     var primary: UInt64?
@@ -30,11 +30,23 @@ struct ServeSettings: Codable, Sendable {
     var syncTimeoutMs: Int?
     var heartbeatIntervalMs: Int?
     var inSyncLagTimeoutMs: Int?
+    /// A follower closes its connection when its primary has sent nothing for this long.
+    var primaryTimeoutMs: Int?
+    /// A peer that has not authenticated within this long is disconnected.
+    var handshakeTimeoutMs: Int?
     /// "buffered", "os" or "fsync": the durability of the log's appends.
     var durability: String?
     var segmentBytes: Int?
     var epoch: UInt64?
     var metricsPort: Int?
+    /// Automatic role: this node only votes and keeps no log (implies role "automatic").
+    var witness: Bool?
+    /// Automatic role: the voters that are witnesses (this node too when `witness`).
+    var witnesses: [UInt64]?
+    /// Automatic role: the failure detector's timeout and check-quorum's (default 1000).
+    var electionTimeoutMs: Int?
+    /// Automatic role, exactly two voters and no witness: the standby promotes itself alone.
+    var twoNodeSelfPromotion: Bool?
 
     /// Fills in what `self` lacks from `other`.
     func overriding(_ base: ServeSettings) -> ServeSettings {
@@ -45,8 +57,13 @@ struct ServeSettings: Codable, Sendable {
             minSyncFollowers: minSyncFollowers ?? base.minSyncFollowers,
             minSyncFollowersTimeoutMs: minSyncFollowersTimeoutMs ?? base.minSyncFollowersTimeoutMs,
             syncTimeoutMs: syncTimeoutMs ?? base.syncTimeoutMs, heartbeatIntervalMs: heartbeatIntervalMs ?? base.heartbeatIntervalMs,
-            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs, durability: durability ?? base.durability,
-            segmentBytes: segmentBytes ?? base.segmentBytes, epoch: epoch ?? base.epoch, metricsPort: metricsPort ?? base.metricsPort)
+            inSyncLagTimeoutMs: inSyncLagTimeoutMs ?? base.inSyncLagTimeoutMs,
+            primaryTimeoutMs: primaryTimeoutMs ?? base.primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs ?? base.handshakeTimeoutMs,
+            durability: durability ?? base.durability,
+            segmentBytes: segmentBytes ?? base.segmentBytes, epoch: epoch ?? base.epoch, metricsPort: metricsPort ?? base.metricsPort,
+            witness: witness ?? base.witness, witnesses: witnesses ?? base.witnesses,
+            electionTimeoutMs: electionTimeoutMs ?? base.electionTimeoutMs,
+            twoNodeSelfPromotion: twoNodeSelfPromotion ?? base.twoNodeSelfPromotion)
     }
 
     static func load(_ path: String) throws -> ServeSettings {
@@ -71,8 +88,10 @@ struct ServeSettings: Codable, Sendable {
             }
             parsedPeers[NodeID(peerID)] = address
         }
-        let role: NodeConfiguration.Role
-        switch self.role ?? "primary" {
+        var role: NodeConfiguration.Role
+        switch self.role ?? (witness == true ? "automatic" : "primary") {
+        case "automatic":
+            role = .automatic(ClusterConfiguration(voters: [:]))  // filled in below, once the listen address is known
         case "primary": role = .primary
         case "follower":
             guard let primary else { throw ToolFailure.usage("a follower needs its primary's id (--primary)") }
@@ -80,7 +99,7 @@ struct ServeSettings: Codable, Sendable {
                 throw ToolFailure.usage("the primary, node \(primary), needs an address among the peers (--peer \(primary)=HOST:PORT)")
             }
             role = .follower(of: NodeID(primary))
-        case let other: throw ToolFailure.usage("role \(other) is neither primary nor follower")
+        case let other: throw ToolFailure.usage("role \(other) is not primary, follower or automatic")
         }
         var configuration = NodeConfiguration(id: NodeID(id), logDirectory: logDirectory, clusterKey: clusterKey, role: role)
         configuration.peers = parsedPeers
@@ -96,6 +115,20 @@ struct ServeSettings: Codable, Sendable {
         if let ms = syncTimeoutMs { configuration.replication.syncTimeout = .milliseconds(ms) }
         if let ms = heartbeatIntervalMs { configuration.replication.heartbeatInterval = .milliseconds(ms) }
         if let ms = inSyncLagTimeoutMs { configuration.replication.inSyncLagTimeout = .milliseconds(ms) }
+        if let ms = primaryTimeoutMs { configuration.replication.primaryTimeout = .milliseconds(ms) }
+        if let ms = handshakeTimeoutMs { configuration.handshakeTimeout = .milliseconds(ms) }
+        for (name, ms) in [("min-sync-followers-timeout-ms", minSyncFollowersTimeoutMs), ("sync-timeout-ms", syncTimeoutMs),
+                           ("heartbeat-interval-ms", heartbeatIntervalMs), ("in-sync-lag-timeout-ms", inSyncLagTimeoutMs),
+                           ("primary-timeout-ms", primaryTimeoutMs), ("handshake-timeout-ms", handshakeTimeoutMs),
+                           ("election-timeout-ms", electionTimeoutMs)] {
+            let mayBeZero = name == "min-sync-followers-timeout-ms"
+            if let ms, ms < 0 || (ms == 0 && !mayBeZero) { throw ToolFailure.usage("--\(name) \(ms) must be above 0") }
+        }
+        if case .automatic = role {
+            configuration.role = .automatic(try cluster(id: NodeID(id), peers: parsedPeers, listen: configuration))
+        } else if witness == true || witnesses != nil || electionTimeoutMs != nil || twoNodeSelfPromotion != nil {
+            throw ToolFailure.usage("--witness, --witness-id, --election-timeout-ms and --two-node need --role automatic")
+        }
         if let durability {
             switch durability {
             case "buffered": configuration.logOptions.durability = .buffered
@@ -107,6 +140,31 @@ struct ServeSettings: Codable, Sendable {
         if let segmentBytes { configuration.logOptions.segmentBytes = segmentBytes }
         configuration.epoch = epoch
         return configuration
+    }
+}
+
+extension ServeSettings {
+    /// The automatic role's cluster: this node (at its listen address) and the peers vote.
+    func cluster(id: NodeID, peers: [NodeID: PeerAddress], listen: NodeConfiguration) throws -> ClusterConfiguration {
+        guard peers[id] == nil else { throw ToolFailure.usage("--peer \(id.rawValue) names this node itself") }
+        guard !peers.isEmpty else { throw ToolFailure.usage("an automatic-role node needs the other voters (--peer ID=HOST:PORT)") }
+        var voters = peers
+        voters[id] = PeerAddress(host: listen.listenHost, port: listen.listenPort)
+        var witnessIDs = Set((witnesses ?? []).map(NodeID.init))
+        if witness == true { witnessIDs.insert(id) }
+        for witness in witnessIDs where voters[witness] == nil {
+            throw ToolFailure.usage("witness \(witness.rawValue) is not a voter (give it as --peer \(witness.rawValue)=HOST:PORT)")
+        }
+        let heartbeat = Duration.milliseconds(heartbeatIntervalMs ?? 100)
+        let timeout = Duration.milliseconds(electionTimeoutMs ?? 1000)
+        let cluster = ClusterConfiguration(voters: voters, witnesses: witnessIDs, heartbeatInterval: heartbeat,
+                                           electionTimeout: timeout, twoNodeSelfPromotion: twoNodeSelfPromotion ?? false)
+        do {
+            try cluster.election.validate()
+        } catch {
+            throw ToolFailure.usage("the election settings cannot work: \(error)")
+        }
+        return cluster
     }
 }
 

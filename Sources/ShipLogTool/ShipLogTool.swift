@@ -18,7 +18,7 @@ struct ShipLogTool: ParsableCommand {
             a failed system call; 3 the program of replay --exec failed.
             Offset ranges are written first...last, both included, as --from and --to take them.
             """,
-        subcommands: [Verify.self, Dump.self, Stats.self, Repair.self, Replay.self, Serve.self, Status.self])
+        subcommands: [Verify.self, Dump.self, Stats.self, Repair.self, Replay.self, Serve.self, Status.self, Switchover.self])
 
     static func main() {
         do {

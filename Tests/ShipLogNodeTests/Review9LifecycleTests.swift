@@ -29,4 +29,43 @@ struct Review9LifecycleTests {
         #expect(reopened.recoveryReport.cleanShutdown)
         try await reopened.close()
     }
+
+    /// `stop()` racing `start()`: `stop()` returns only once the node has stopped whatever
+    /// `start()` started, so the directory can be reopened at once and its log was closed
+    /// cleanly (or never opened), and a node stopped before it started never starts. Before,
+    /// `stop()` during `start()` returned at once and `start()` went on opening the log (its
+    /// LOCK held) and listening behind the caller's back. Repeated at several delays, since
+    /// the window is a few milliseconds wide.
+    @Test func stopDuringStartReturnsOnlyOnceTheNodeHasStopped() async throws {
+        let directory = try TemporaryDirectory()
+        for round in 0..<20 {
+            let path = directory.sub("\(round)")
+            // A log with some segments, so that opening it takes a little while.
+            var options = LogOptions()
+            options.segmentBytes = 16 << 10
+            let seeded = try SegmentLog.open(directory: path, options: options)
+            for i in 0..<400 { _ = try await seeded.append([record(i, size: 900)], epoch: 1) }
+            try await seeded.close()
+            let node = Node(configuration: NodeConfiguration(id: NodeID(1), logDirectory: path, clusterKey: testKey, role: .primary))
+            let starting = Task { try await node.start() }
+            try await Task.sleep(for: .microseconds(200 * (round % 10)))
+            try await node.stop()
+            // Whatever start() did, it is over: the log was closed cleanly and can be reopened,
+            // and while we hold it, start() has nothing left to do that would touch it.
+            let reopened = try SegmentLog.open(directory: path)
+            #expect(reopened.recoveryReport.cleanShutdown, "round \(round): the log was not closed cleanly when stop() returned")
+            #expect(reopened.nextOffset == 400)
+            let started = await starting.result
+            try await reopened.close()
+            switch started {
+            case .success: break
+            case .failure(let error as NodeError):
+                guard case .notRunning = error else { Issue.record("round \(round): start() failed with \(error)"); break }
+            case .failure(let error):
+                Issue.record("round \(round): start() went on after stop() returned and failed with \(error)")
+            }
+            let answers = (try? await node.status()) != nil
+            #expect(!answers, "round \(round): the node still answers after stop()")
+        }
+    }
 }

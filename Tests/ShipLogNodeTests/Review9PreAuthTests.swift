@@ -9,22 +9,6 @@ import Testing
 /// Review of issue 9 (review9): what an unauthenticated peer (no cluster key) can make a node hold.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct Review9PreAuthTests {
-    /// Connects, writes `bytes`, and reports whether the node closed the connection within `timeout`.
-    func nodeCloses(_ address: PeerAddress, after bytes: [UInt8], timeout: Duration) async throws -> Bool {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: address.host, port: address.port).get()
-        if !bytes.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
-        let closed = channel.closeFuture
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await closed.get(); return true }
-            group.addTask { try await Task.sleep(for: timeout); return false }
-            let first = try await group.next()!
-            group.cancelAll()
-            channel.close(promise: nil)
-            return first
-        }
-    }
-
     /// A handshake frame is under 100 bytes, but before authentication the decoder accepts any
     /// length up to `maxFrameBytes` (64 MiB): a peer without the key announces a 48 MiB `hello`
     /// and trickles its body, and the node buffers it. A hundred such connections hold

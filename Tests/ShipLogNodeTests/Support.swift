@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import ShipLogNode
 import ShipLogProtocol
 import ShipLogStorage
@@ -110,4 +112,21 @@ func record(_ i: Int, size: Int = 100) -> [UInt8] {
     var bytes = Array("record \(i) ".utf8)
     while bytes.count < size { bytes.append(UInt8(truncatingIfNeeded: i &+ bytes.count)) }
     return bytes
+}
+
+/// Connects to `address` without a key, writes `bytes`, and reports whether the node closed the
+/// connection within `timeout`.
+func nodeCloses(_ address: PeerAddress, after bytes: [UInt8], timeout: Duration) async throws -> Bool {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connect(host: address.host, port: address.port).get()
+    if !bytes.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
+    let closed = channel.closeFuture
+    return try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask { try await closed.get(); return true }
+        group.addTask { try await Task.sleep(for: timeout); return false }
+        let first = try await group.next()!
+        group.cancelAll()
+        channel.close(promise: nil)
+        return first
+    }
 }

@@ -42,6 +42,7 @@ func sampleFrames(_ n: [UInt64], _ blob: [UInt8]) -> [Frame] {
             ranking: [NodeID(n[5] % 7), NodeID(n[5] % 7 + 1)])))),
         .statusRequest,
         .statusReply(.init(json: blob)),
+        .switchoverRequest(target: NodeID(n[2])),
         .goodbye(.init(reason: CloseReason(rawValue: UInt16(n[1] % 12) + 1)!, message: message)),
     ]
 }

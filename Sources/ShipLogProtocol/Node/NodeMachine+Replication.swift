@@ -50,7 +50,7 @@ extension NodeMachine {
             } else if let current = session, current.primary == peer {
                 translateFollower(session!.replicator.received(frame, now: now), now: now)
             }
-        case .hello, .challenge, .proof, .statusRequest, .statusReply:
+        case .hello, .challenge, .proof, .statusRequest, .statusReply, .switchoverRequest:
             // The handshake and status are the shell's.
             break
         }

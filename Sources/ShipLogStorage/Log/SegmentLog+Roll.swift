@@ -20,15 +20,24 @@ extension SegmentLog {
     func perform(_ roll: RollPlan) {
         let sealed = roll.sealed
         var sealingFailure: (any Error)?
+        // The sealing fdatasync failed (not only the cut before it): the kernel may have
+        // dropped written pages, so only the durable end can be trusted.
+        var sealingSyncFailed = false
         var outcome: Result<SegmentInfo, any Error>
         do {
             let file = try sealed.handle.file()
             if !roll.pending.isEmpty { try roll.pending.withUnsafeBytes { try file.write($0, at: roll.pendingPosition) } }
             do {
                 try file.truncate(to: sealed.endPosition)
+            } catch {
+                sealingFailure = error
+                throw error
+            }
+            do {
                 try file.sync()
             } catch {
                 sealingFailure = error
+                sealingSyncFailed = true
                 throw error
             }
             // The index is a cache checked on load: failing to write it loses nothing.
@@ -53,7 +62,17 @@ extension SegmentLog {
             precondition(state.active.baseOffset == sealed.baseOffset && state.active.endPosition == sealed.endPosition,
                          "the active segment changed under a busy writer")
             if let sealingFailure {
-                markFailed(&state, &wakeups, cause: "sealing \(sealed.handle.path): \(sealingFailure)")
+                let cause = "sealing \(sealed.handle.path): \(sealingFailure)"
+                if sealingSyncFailed {
+                    markFailed(&state, &wakeups, cause: cause)
+                } else {
+                    // Only the cut failed: the batches and the buffer written above are in the
+                    // file, as a reopen finds them (preallocated zeroes past them read as the end).
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.flushedPosition = sealed.endPosition
+                    state.flushedNextOffset = sealed.nextOffset
+                    poison(&state, &wakeups, cause: cause)
+                }
                 refuse(roll.head, LogError.failed(cause: "\(sealingFailure)"), &state, &wakeups)
                 return
             }

@@ -156,7 +156,18 @@ extension SegmentLog {
         do {
             try group.file.truncate(to: group.position)
         } catch {
-            markFailed(&state, &wakeups, cause: "cutting a failed write back to byte \(group.position) of \(group.file.path): \(error)")
+            // No fdatasync failed: everything written before this write is still in the file
+            // (acknowledged `.os` appends among it), and a reopen finds it. Rolling back to the
+            // durable end, as after a failed fsync, would make those appends vanish from memory
+            // while they stay on disk. Only the process buffer, which this write carried and
+            // which is not on disk, goes.
+            let (position, nextOffset) = (state.flushedPosition, state.flushedNextOffset)
+            state.pending.removeAll()
+            state.active.endPosition = position
+            state.active.nextOffset = nextOffset
+            state.active.index?.truncate(toPosition: position)
+            state.epochHistory.truncate(toNextOffset: nextOffset)
+            poison(&state, &wakeups, cause: "cutting a failed write back to byte \(group.position) of \(group.file.path): \(error)")
             return
         }
         if options.preallocateSegments {
