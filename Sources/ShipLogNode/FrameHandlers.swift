@@ -67,3 +67,18 @@ final class FrameEncoder: MessageToByteEncoder {
         if scratch.capacity > 1 << 20 { scratch = [] }
     }
 }
+
+extension Channel {
+    /// Writes a frame `FrameCodec` laid out elsewhere (a `batches` frame read straight into its
+    /// send buffer, see `ShipRead`) past the frame encoder, which only takes `Frame`s. Call on
+    /// the channel's event loop: frames written through the encoder there are encoded and passed
+    /// on at once, so both kinds reach the socket in the order they were written.
+    func writeEncodedFrame(_ bytes: ByteBuffer) {
+        eventLoop.preconditionInEventLoop()
+        // Gone when the channel closed (handlers are removed): nothing to write to then.
+        guard let encoder = try? pipeline.syncOperations.context(handlerType: MessageToByteHandler<FrameEncoder>.self) else {
+            return
+        }
+        encoder.writeAndFlush(NIOAny(bytes), promise: nil)
+    }
+}
