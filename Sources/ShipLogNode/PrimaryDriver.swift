@@ -269,8 +269,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
                 read.trim(toAbout: ship.maxBytes)
                 // Most likely the machine asks next for what follows: read it while this is written.
                 if read.batchCount > 0, read.nextOffset < reportedNextOffset {
-                    sessions[connection]?.readAhead = (read.nextOffset, readOnPool(connection, from: read.nextOffset,
-                                                                                   maxBytes: ship.maxBytes, below: reportedNextOffset))
+                    let ahead = readOnPool(connection, from: read.nextOffset, maxBytes: ship.maxBytes, below: reportedNextOffset)
+                    sessions[connection]?.readAhead = (read.nextOffset, ahead)
                 }
                 send(read, of: ship, to: connection, session.channel)
             case .failure(let error):
@@ -290,9 +290,9 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         sessions[connection]?.reader = ShipReader(log: log, allocator: session.channel.allocator)
     }
 
-    private func send(_ read: ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
+    private func send(_ read: consuming ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
         if read.batchCount > 0 {
-            channel.writeEncodedFrame(read.frame(epoch: ship.epoch, commitOffset: ship.commitOffset))
+            channel.writeEncodedFrame(read.takeFrame(epoch: ship.epoch, commitOffset: ship.commitOffset))
             metrics.bytesShipped.increment(by: Int64(read.bytes))
         }
         perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))

@@ -42,15 +42,15 @@ struct ShipRead: Sendable {
         buffer.moveWriterIndex(to: FrameCodec.batchesHeadBytes + bytes)
     }
 
-    /// The whole `batches` frame, as `FrameCodec.encode(.batches(...))` would lay it out.
-    func frame(epoch: UInt64, commitOffset: UInt64) -> ByteBuffer {
-        var frame = buffer
+    /// The whole `batches` frame, as `FrameCodec.encode(.batches(...))` would lay it out. The
+    /// head is written in place (a copy of the buffer kept here would make that copy the batches).
+    mutating func takeFrame(epoch: UInt64, commitOffset: UInt64) -> ByteBuffer {
         let (count, bytes) = (batchCount, bytes)
-        frame.withUnsafeMutableReadableBytes { all in
+        buffer.withUnsafeMutableReadableBytes { all in
             FrameCodec.encodeBatchesHead(epoch: epoch, commitOffset: commitOffset, batchCount: count, batchBytes: bytes,
                                          into: UnsafeMutableRawBufferPointer(rebasing: all[..<FrameCodec.batchesHeadBytes]))
         }
-        return frame
+        return buffer
     }
 }
 

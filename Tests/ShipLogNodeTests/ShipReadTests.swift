@@ -19,7 +19,8 @@ import Testing
     }
 
     static func decodedBatches(_ read: ShipRead, epoch: UInt64 = 4, commit: UInt64 = 9) -> Frame.Batches? {
-        let frame = read.frame(epoch: epoch, commitOffset: commit)
+        var read = read
+        let frame = read.takeFrame(epoch: epoch, commitOffset: commit)
         guard case .frame(.batches(let b), let consumed) = FrameCodec.decode(Array(frame.readableBytesView), maxFrameBytes: 1 << 26),
               consumed == frame.readableBytes else { return nil }
         return b
@@ -42,7 +43,8 @@ import Testing
                 let b = try #require(Self.decodedBatches(read))
                 #expect(b.batches == expected)
                 #expect(read.bytes == bytes && read.batchCount == expected.count)
-                let frame = read.frame(epoch: 4, commitOffset: 9)
+                var copy = read
+                let frame = copy.takeFrame(epoch: 4, commitOffset: 9)
                 #expect(Array(frame.readableBytesView) == FrameCodec.encode(.batches(.init(epoch: 4, commitOffset: 9, batches: expected))))
             }
         }
