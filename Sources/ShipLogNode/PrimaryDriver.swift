@@ -290,9 +290,10 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         sessions[connection]?.reader = ShipReader(log: log, allocator: session.channel.allocator)
     }
 
-    private func send(_ read: consuming ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
+    private func send(_ read: ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
         if read.batchCount > 0 {
-            channel.writeEncodedFrame(read.takeFrame(epoch: ship.epoch, commitOffset: ship.commitOffset))
+            let (head, batches) = read.frame(epoch: ship.epoch, commitOffset: ship.commitOffset, allocator: channel.allocator)
+            channel.writeEncodedFrame(head, batches)
             metrics.bytesShipped.increment(by: Int64(read.bytes))
         }
         perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))

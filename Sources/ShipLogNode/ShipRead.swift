@@ -2,12 +2,13 @@ import NIOCore
 import ShipLogProtocol
 import ShipLogStorage
 
-/// What one `ship` sends: stored batches back to back, byte for byte as stored, behind room for
-/// a `batches` frame's head. The batches are copied once, from the log's read into this buffer,
-/// and the buffer goes to the socket as it is (`finish` fills in the head): no `Frame` is built
-/// and nothing is encoded or copied again on the event loop.
+/// What one `ship` sends: stored batches back to back, byte for byte as stored. The batches are
+/// copied once, from the log's read into this buffer, and the buffer goes to the socket as it
+/// is, behind a separate 25-byte head (`frame`): no `Frame` is built and nothing is encoded or
+/// copied again on the event loop. (Writing the head into this buffer on the loop would copy
+/// it: the future that carried the read still holds a reference.)
 struct ShipRead: Sendable {
-    /// `FrameCodec.batchesHeadBytes` of room, then the batches.
+    /// The stored batches.
     private var buffer: ByteBuffer
     /// The offset the first batch starts at.
     let from: UInt64
@@ -17,12 +18,11 @@ struct ShipRead: Sendable {
 
     init(from: UInt64, allocator: ByteBufferAllocator, capacity: Int) {
         self.from = from
-        buffer = allocator.buffer(capacity: FrameCodec.batchesHeadBytes + capacity)
-        buffer.writeRepeatingByte(0, count: FrameCodec.batchesHeadBytes)
+        buffer = allocator.buffer(capacity: capacity)
     }
 
     var nextOffset: UInt64 { ends.last?.nextOffset ?? from }
-    /// Stored bytes of the batches (the head not counted).
+    /// Stored bytes of the batches.
     var bytes: Int { ends.last?.bytes ?? 0 }
     var batchCount: Int { ends.count }
 
@@ -39,18 +39,20 @@ struct ShipRead: Sendable {
     mutating func trim(toAbout maxBytes: Int) {
         guard let keep = ends.firstIndex(where: { $0.bytes >= maxBytes }), keep + 1 < ends.count else { return }
         ends.removeSubrange((keep + 1)...)
-        buffer.moveWriterIndex(to: FrameCodec.batchesHeadBytes + bytes)
+        buffer.moveWriterIndex(to: bytes)
     }
 
-    /// The whole `batches` frame, as `FrameCodec.encode(.batches(...))` would lay it out. The
-    /// head is written in place (a copy of the buffer kept here would make that copy the batches).
-    mutating func takeFrame(epoch: UInt64, commitOffset: UInt64) -> ByteBuffer {
+    /// The `batches` frame in two parts, head then batches: together exactly what
+    /// `FrameCodec.encode(.batches(...))` writes.
+    func frame(epoch: UInt64, commitOffset: UInt64, allocator: ByteBufferAllocator) -> (head: ByteBuffer, batches: ByteBuffer) {
+        var head = allocator.buffer(capacity: FrameCodec.batchesHeadBytes)
         let (count, bytes) = (batchCount, bytes)
-        buffer.withUnsafeMutableReadableBytes { all in
+        head.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameCodec.batchesHeadBytes) { space in
             FrameCodec.encodeBatchesHead(epoch: epoch, commitOffset: commitOffset, batchCount: count, batchBytes: bytes,
-                                         into: UnsafeMutableRawBufferPointer(rebasing: all[..<FrameCodec.batchesHeadBytes]))
+                                         into: UnsafeMutableRawBufferPointer(rebasing: space[..<FrameCodec.batchesHeadBytes]))
+            return FrameCodec.batchesHeadBytes
         }
-        return buffer
+        return (head, buffer)
     }
 }
 
