@@ -142,12 +142,13 @@ extension ClusterDriver {
         let role = machine.role
         let election = machine.election.status(now: now)
         let log = logWork?.log
-        let following = role.role == .primary ? nil : role.primary
+        // A node that failed (fail-stop) takes no part any more, whatever its machine last was.
+        let following = role.role == .primary || failure != nil ? nil : role.primary
         let commit = machine.primary?.commitOffset ?? machine.followerReplicator?.primaryCommitOffset ?? 0
         var status = NodeStatus(
-            node: nodeID.rawValue, role: "\(role.role)", primary: following?.rawValue, epoch: role.epoch,
+            node: nodeID.rawValue, role: failure != nil ? "failed" : "\(role.role)", primary: following?.rawValue, epoch: role.epoch,
             firstOffset: log?.firstOffset ?? 0, nextOffset: log?.nextOffset ?? 0, durableNextOffset: log?.durableNextOffset ?? 0,
-            commitOffset: commit, followers: machine.primary?.followers.map(NodeStatus.Follower.init) ?? [],
+            commitOffset: commit, followers: failure != nil ? [] : machine.primary?.followers.map(NodeStatus.Follower.init) ?? [],
             connectedToPrimary: following.map { mesh.connection(to: $0) != nil },
             lastHeardFromPrimaryMilliseconds: election.silentFor?.milliseconds)
         let detector: String = switch cluster.election.detector {

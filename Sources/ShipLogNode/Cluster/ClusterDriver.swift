@@ -179,7 +179,9 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             logWork?.enqueue({ log in try ClusterLogWork.appendBatches(log, batches) }) { [self] result, log in
                 switch result {
                 case .success: feed { $0.batchesAppended(log: log, now: $1) }
-                case .failure(let error): feed { $0.batchesAppendFailed("\(error)", log: log, now: $1) }
+                case .failure(let error):
+                    feed { $0.batchesAppendFailed("\(error)", log: log, now: $1) }
+                    failIfPoisoned(error, "appending a primary's batches")
                 }
             }
         case .truncateLog(let nextOffset):
@@ -225,8 +227,19 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
                 feed { $0.appendWritten(id, through: written.offsets.upperBound, log: log, now: $1) }
             case .failure(let error):
                 feed { $0.appendFailed(id, message: "\(error)", log: log, now: $1) }
+                failIfPoisoned(error, "appending in epoch \(epoch)")
             }
         }
+    }
+
+    /// A log that refuses every write (`LogError.failed`: an fdatasync failed, or a write could
+    /// not be cut back) never recovers without a reopen. Staying in the cluster with it would
+    /// leave a primary that heartbeats but can never acknowledge (so nobody fails over), or a
+    /// follower that votes on a log end it cannot extend: fail-stop, as for a failed fdatasync
+    /// of `syncLog`. A refused write that left the log sound (ENOSPC, cut back) is only an
+    /// append's failure.
+    private func failIfPoisoned(_ error: any Error, _ what: String) {
+        if case LogError.failed = error { fail("\(what): the log refuses writes: \(error)") }
     }
 
     private func cut(_ result: Result<Void, any Error>, _ log: NodeLog, _ what: String) {
