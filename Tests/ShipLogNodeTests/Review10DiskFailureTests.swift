@@ -41,4 +41,33 @@ struct Review10DiskFailureTests {
         await #expect(throws: ClusterError.self) { try await nodes.nodes[old]!.append([record(3)], mode: .async) }
         await nodes.stopAll()
     }
+
+    /// The election state file cannot be written (its fsync fails) when a switchover asks the
+    /// target to campaign: the target stops taking part before its vote or epoch leaves it, the
+    /// switchover fails, and the old primary goes on acknowledging.
+    @Test func aNodeThatCannotPersistItsEpochStopsAndTheSwitchoverFails() async throws {
+        let nodes = try await Review10Nodes()
+        defer { Task { await nodes.stopAll() } }
+        try await nodes.startAll()
+        let ids = nodes.cluster.ids
+        var primary: NodeID?
+        try await waitUntil("a primary") {
+            primary = await nodes.primary(among: ids)
+            return primary != nil
+        }
+        let old = try #require(primary)
+        let target = ids.first { $0 != old }!
+        try await waitUntil("a first sync append") {
+            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
+        }
+        nodes.fileSystems[target]!.failSyncs.withLock { $0 = true }
+        await #expect(throws: ClusterError.self) { try await nodes.nodes[old]!.transferLeadership(to: target, timeout: .seconds(3)) }
+        let status = try await nodes.nodes[target]!.status()
+        #expect(status.role == "failed", "\(status.role)")
+        try await waitUntil("the old primary to acknowledge again", timeout: .seconds(5)) {
+            (try? await nodes.nodes[old]!.append([record(1)], mode: .sync(quorum: 1))) != nil
+        }
+        #expect(await nodes.primary(among: ids) == old)
+        await nodes.stopAll()
+    }
 }
