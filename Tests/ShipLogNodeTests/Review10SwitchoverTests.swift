@@ -68,4 +68,43 @@ struct Review10SwitchoverTests {
         }
         await cluster.stopAll()
     }
+
+    /// A switchover to a node that cannot catch up (cut off from everyone): appends meanwhile
+    /// fail at once naming the target, the switchover fails after about an election timeout,
+    /// and the primary takes appends again.
+    @Test func switchoverToACutOffNodeFailsAndAppendsResume() async throws {
+        let cluster = try await AutoCluster()
+        defer { Task { await cluster.stopAll() } }
+        try await cluster.startAll()
+        let primary = try await cluster.waitForPrimary()
+        let target = cluster.ids.first { $0 != primary }!
+        let node = cluster.node(primary)
+        _ = try await node.append([record(0)], mode: .sync(quorum: 1))
+        let cut = try #require(try cluster.node(target).running().cluster)
+        try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
+        // The primary must have more than the target has, so the target is behind.
+        _ = try await node.append([record(1)], mode: .sync(quorum: 1))
+        let started = ContinuousClock.now
+        let handover = Task { try await node.transferLeadership(to: target, timeout: .seconds(5)) }
+        var refusedNamingTarget = false
+        try await waitUntil("an append refused during the handover", timeout: .seconds(2)) {
+            do {
+                _ = try await node.append([record(2)], mode: .sync(quorum: 1))
+                return false
+            } catch NodeError.unavailable(_, .switchoverInProgress(let to)) {
+                refusedNamingTarget = to == target
+                return true
+            } catch {
+                return false
+            }
+        }
+        #expect(refusedNamingTarget)
+        await #expect(throws: ClusterError.self) { try await handover.value }
+        #expect(ContinuousClock.now - started < .seconds(2), "the failed switchover took \(ContinuousClock.now - started)")
+        try await waitUntil("appends on the primary again", timeout: .seconds(2)) {
+            (try? await node.append([record(3)], mode: .sync(quorum: 1))) != nil
+        }
+        #expect(try await node.status().role == "primary")
+        await cluster.stopAll()
+    }
 }
