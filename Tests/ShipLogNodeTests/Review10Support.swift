@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Metrics
 @testable import ShipLogNode
 import ShipLogProtocol
 import ShipLogStorage
@@ -64,15 +66,26 @@ final class Review10Nodes: @unchecked Sendable {
         var configuration = cluster.configuration(id)
         configuration.logOptions.fileSystem = fileSystems[id]!
         configuration.logOptions.durability = .fsync
+        configuration.clusterMetricsFactory = metrics
         return configuration
     }
 
+    /// Every node's log lines and election counters, for tests that check what the operator is told.
+    let lines = Review10LogLines()
+    let metrics = Review10Metrics()
+
     @discardableResult
     func start(_ id: NodeID) async throws -> Node {
-        let node = Node(configuration: configuration(id))
+        let node = Node(configuration: configuration(id), logger: Logger(label: "review10") { _ in Review10LogHandler(lines: lines) })
         try await node.start()
         table.withLock { $0[id] = node }
         return node
+    }
+
+    /// Crashes `id` (no goodbye, no clean-shutdown marker).
+    func crash(_ id: NodeID) async throws {
+        let node = table.withLock { $0.removeValue(forKey: id) }
+        try await node?.stopAsCrash()
     }
 
     func startAll() async throws { for id in cluster.ids { try await start(id) } }
@@ -93,4 +106,56 @@ final class Review10Nodes: @unchecked Sendable {
         }
         return found.count == 1 ? found[0] : nil
     }
+}
+
+final class Review10LogLines: Sendable {
+    let all = Mutex<[String]>([])
+}
+
+/// Keeps every line at notice or above, with its metadata, in `lines`.
+struct Review10LogHandler: LogHandler {
+    let lines: Review10LogLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .notice
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        let text = "\(event.level) \(merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) \(event.message)"
+        lines.all.withLock { $0.append(text) }
+    }
+}
+
+/// Counters kept in memory, by label and `node` dimension, so a test can read what a node
+/// counted without bootstrapping the process's `MetricsSystem`.
+final class Review10Metrics: MetricsFactory, Sendable {
+    let counts = Mutex<[String: Int64]>([:])
+
+    func value(_ label: String, node: NodeID) -> Int64 { counts.withLock { $0["\(label) \(node.rawValue)"] ?? 0 } }
+
+    final class Handler: CounterHandler, RecorderHandler, TimerHandler, Sendable {
+        let key: String
+        let owner: Review10Metrics
+        init(key: String, owner: Review10Metrics) {
+            self.key = key
+            self.owner = owner
+        }
+        func increment(by amount: Int64) { owner.counts.withLock { $0[key, default: 0] += amount } }
+        func reset() { owner.counts.withLock { $0[key] = 0 } }
+        func record(_ value: Int64) {}
+        func record(_ value: Double) {}
+        func recordNanoseconds(_ duration: Int64) {}
+    }
+
+    private func handler(_ label: String, _ dimensions: [(String, String)]) -> Handler {
+        Handler(key: "\(label) \(dimensions.first { $0.0 == "node" }?.1 ?? "")", owner: self)
+    }
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler { handler(label, dimensions) }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { handler(label, dimensions) }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { handler(label, dimensions) }
+    func destroyCounter(_ handler: any CounterHandler) {}
+    func destroyRecorder(_ handler: any RecorderHandler) {}
+    func destroyTimer(_ handler: any TimerHandler) {}
 }

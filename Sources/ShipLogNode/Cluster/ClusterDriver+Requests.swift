@@ -128,6 +128,7 @@ extension ClusterDriver {
             metrics.givenUpRecords.increment(by: Int64(offsets.count))
             logger.warning("offsets \(offsets.lowerBound)..<\(offsets.upperBound) of \(previous)'s epoch \(previousEpoch) are given up (written without a majority's acknowledgement)")
         case .divergentSuffixDiscarded(let offsets, let primary, let epoch):
+            metrics.discardedRecords.increment(by: Int64(offsets.count))
             logger.warning("discarded offsets \(offsets.lowerBound)..<\(offsets.upperBound) on the word of \(primary) (epoch \(epoch))")
         default:
             logger.debug("\(event)")
@@ -222,13 +223,18 @@ final class ClusterMetrics: Sendable {
     let failovers: Counter
     let stepDowns: Counter
     let givenUpRecords: Counter
+    /// Records this node cut from its log on a newer primary's word (written by it as a deposed
+    /// primary, never on a majority; any of them acknowledged in `async` mode are lost): the
+    /// loss that no new primary can report, since none of them ever reached it.
+    let discardedRecords: Counter
 
-    init(node: NodeID) {
+    init(node: NodeID, factory: any MetricsFactory = MetricsSystem.factory) {
         let dimensions = [("node", String(node.rawValue))]
-        elections = Counter(label: "shiplog_elections_total", dimensions: dimensions)
-        promotions = Counter(label: "shiplog_promotions_total", dimensions: dimensions)
-        failovers = Counter(label: "shiplog_failovers_total", dimensions: dimensions)
-        stepDowns = Counter(label: "shiplog_step_downs_total", dimensions: dimensions)
-        givenUpRecords = Counter(label: "shiplog_async_records_given_up_total", dimensions: dimensions)
+        elections = Counter(label: "shiplog_elections_total", dimensions: dimensions, factory: factory)
+        promotions = Counter(label: "shiplog_promotions_total", dimensions: dimensions, factory: factory)
+        failovers = Counter(label: "shiplog_failovers_total", dimensions: dimensions, factory: factory)
+        stepDowns = Counter(label: "shiplog_step_downs_total", dimensions: dimensions, factory: factory)
+        givenUpRecords = Counter(label: "shiplog_async_records_given_up_total", dimensions: dimensions, factory: factory)
+        discardedRecords = Counter(label: "shiplog_divergent_records_discarded_total", dimensions: dimensions, factory: factory)
     }
 }
