@@ -107,4 +107,36 @@ struct Review10SwitchoverTests {
         #expect(try await node.status().role == "primary")
         await cluster.stopAll()
     }
+
+    /// An impossible switchover asked for while one is under way is refused on its own: it
+    /// must not end the one under way (which then ends as the machine decides).
+    @Test func anImpossibleRequestDoesNotCancelTheSwitchoverUnderWay() async throws {
+        let cluster = try await AutoCluster()
+        defer { Task { await cluster.stopAll() } }
+        try await cluster.startAll()
+        let primary = try await cluster.waitForPrimary()
+        let target = cluster.ids.first { $0 != primary }!
+        let node = cluster.node(primary)
+        _ = try await node.append([record(0)], mode: .sync(quorum: 1))
+        let cut = try #require(try cluster.node(target).running().cluster)
+        try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
+        _ = try await node.append([record(1)], mode: .sync(quorum: 1))
+        let handover = Task { () -> String in
+            do {
+                try await node.transferLeadership(to: target, timeout: .seconds(5))
+                return "succeeded"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try await waitUntil("the switchover to be under way", timeout: .seconds(2)) {
+            try await node.status().election?.transferTarget == target.rawValue
+        }
+        await #expect(throws: ClusterError.self) { try await node.transferLeadership(to: primary, timeout: .seconds(5)) }
+        #expect(try await node.status().election?.transferTarget == target.rawValue, "the machine still hands over")
+        let outcome = await handover.value
+        #expect(!outcome.contains("superseded"), "the switchover under way was reported as \(outcome)")
+        #expect(outcome.contains("did not catch up"), "\(outcome)")
+        await cluster.stopAll()
+    }
 }

@@ -34,16 +34,15 @@ extension ClusterDriver {
                 let primary = role.primary.map { "; the primary is \($0)" } ?? "; no primary is known"
                 return promise.fail(ClusterError.switchoverRefused(target: target, reason: "\(nodeID) is not the primary\(primary)"))
             }
-            if let earlier = transfer {
-                earlier.deadline.cancel()
-                earlier.promise.fail(ClusterError.switchoverFailed(target: earlier.target, reason: "superseded by a switchover to \(target)"))
+            if let earlier = transfers[target] {
+                // The same switchover asked for again: it ends as the first one does.
+                return earlier.promise.futureResult.cascade(to: promise)
             }
             let deadline = loop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds * 1_000_000))) { [self] in
-                guard let pending = transfer, pending.target == target else { return }
-                transfer = nil
+                guard let pending = transfers.removeValue(forKey: target) else { return }
                 pending.promise.fail(ClusterError.switchoverFailed(target: target, reason: "\(target) did not take over within \(timeout)"))
             }
-            transfer = (target, promise, deadline)
+            transfers[target] = (promise, deadline)
             feed { $0.transferLeadership(to: target, now: $1) }
         }
         return promise.futureResult
@@ -63,10 +62,16 @@ extension ClusterDriver {
     }
 
     func finishTransfer(_ target: NodeID, with error: ClusterError?) {
-        guard let pending = transfer, pending.target == target else { return }
-        transfer = nil
+        guard let pending = transfers.removeValue(forKey: target) else { return }
         pending.deadline.cancel()
         if let error { pending.promise.fail(error) } else { pending.promise.succeed(()) }
+    }
+
+    /// Ends every switchover but `kept`'s with `reason`.
+    func finishTransfers(except kept: NodeID, reason: String) {
+        for target in transfers.keys.sorted() where target != kept {
+            finishTransfer(target, with: .switchoverFailed(target: target, reason: reason))
+        }
     }
 
     /// The error an append's caller sees.
@@ -95,9 +100,9 @@ extension ClusterDriver {
         logger.notice("now \(change.role) in epoch \(change.epoch)", metadata: [
             "primary": "\(change.primary.map { "\($0)" } ?? "none")"])
         roles.publish(change)
-        if change.role != .primary, change.primary != nil, change.primary != nodeID, let pending = transfer,
-           change.primary == pending.target {
-            finishTransfer(pending.target, with: nil)
+        if change.role != .primary, let primary = change.primary, primary != nodeID, !transfers.isEmpty {
+            finishTransfer(primary, with: nil)
+            finishTransfers(except: primary, reason: "\(primary) became primary instead")
         }
     }
 
@@ -116,6 +121,9 @@ extension ClusterDriver {
             logger.info("\(preVote ? "pre-" : "")campaign for epoch \(epoch) (\(cause))")
         case .election(.primarySuspected(let primary, let epoch, let silentFor)):
             logger.notice("primary \(primary) of epoch \(epoch) suspected after \(silentFor) of silence")
+        case .election(.transferStarted(let target, let epoch)):
+            logger.notice("switchover to \(target) started in epoch \(epoch): appends pause until it has caught up")
+            finishTransfers(except: target, reason: "superseded by a switchover to \(target)")
         case .election(.transferRefused(let target, let reason)):
             logger.warning("switchover to \(target) refused: \(reason)")
             finishTransfer(target, with: .switchoverRefused(target: target, reason: reason))

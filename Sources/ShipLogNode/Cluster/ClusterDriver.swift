@@ -48,7 +48,10 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     var waiting: [AppendID: (promise: EventLoopPromise<Range<UInt64>>, offsets: Range<UInt64>?)] = [:]
     /// The batches this node appended last as primary, shipped from memory to followers caught up.
     var recent = RecentBatches(maxBytes: 4 << 20)
-    var transfer: (target: NodeID, promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)?
+    /// Switchovers asked for and not finished, by target. Each ends by what the machine says:
+    /// a refusal ends only its own (an impossible request must not cancel one under way), a
+    /// `transferStarted` for another target supersedes it, a new primary ends them all.
+    var transfers: [NodeID: (promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)] = [:]
     /// A `ship` waiting for its peer's connection to drain (the machine has one outstanding per peer).
     private var deferredShips: [NodeID: () -> Void] = [:]
 
@@ -320,10 +323,11 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         }
         waiting = [:]
         held = [:]
-        if let transfer {
+        let pending = transfers
+        transfers = [:]
+        for (_, transfer) in pending {
             transfer.deadline.cancel()
             transfer.promise.fail(error)
-            self.transfer = nil
         }
         roles.finish()
     }
