@@ -142,6 +142,14 @@ final class ReplicationWorkloads {
             let local = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp, mode: .async)
             try report("replicate-sync", "p50_latency_async_us", Double(local.valueAtPercentile(50)) / 1000, "us",
                        note: "breakdown: the same appends from 1 task in mode async (the local write and the hand-off to the event loop)")
+            // The same appends from a task that prefers the node's event loop as its executor.
+            let onLoop = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp, onNodeExecutor: true)
+            let onLoopNote = "breakdown: the same sync appends from 1 task under withTaskExecutorPreference(node.appendExecutor) "
+                + "(the task runs on the primary's event loop: no hop to it and back)"
+            try report("replicate-sync", "p50_latency_loop_executor_us", Double(onLoop.valueAtPercentile(50)) / 1000, "us",
+                       baseline: "loopback-rtt-p50", note: onLoopNote)
+            try report("replicate-sync", "p99_latency_loop_executor_us", Double(onLoop.valueAtPercentile(99)) / 1000, "us",
+                       baseline: "loopback-rtt-p99", note: onLoopNote)
         }
         do {
             let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync-received"), ackLevel: .received, durability: .os)
@@ -178,22 +186,34 @@ final class ReplicationWorkloads {
     }
 
     /// Latencies in ns of `count` sync(quorum: 1) appends of one record from one task.
-    private func timedAppends(_ node: Node, count: Int, warmUp: Int, mode: ReplicationMode = .sync(quorum: 1)) throws -> Histogram<UInt64> {
+    private func timedAppends(_ node: Node, count: Int, warmUp: Int, mode: ReplicationMode = .sync(quorum: 1),
+                              onNodeExecutor: Bool = false) throws -> Histogram<UInt64> {
         let records = self.records
-        return try blocking {
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-            let deadline = monotonicNanoseconds() + 60_000_000_000
-            for i in 0..<(warmUp + count) {
-                let start = monotonicNanoseconds()
-                try await node.append([records[i % records.count]], mode: mode)
-                let end = monotonicNanoseconds()
-                if i >= warmUp {
-                    histogram.record(end - start)
-                    if end > deadline { break }  // bounded on a very slow machine
+        if onNodeExecutor {
+            let executor = try node.appendExecutor
+            return try blocking {
+                try await withTaskExecutorPreference(executor) {
+                    try await Self.timedAppends(node, records: records, count: count, warmUp: warmUp, mode: mode)
                 }
             }
-            return histogram
         }
+        return try blocking { try await Self.timedAppends(node, records: records, count: count, warmUp: warmUp, mode: mode) }
+    }
+
+    private static func timedAppends(_ node: Node, records: [[UInt8]], count: Int, warmUp: Int,
+                                     mode: ReplicationMode) async throws -> Histogram<UInt64> {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        let deadline = monotonicNanoseconds() + 60_000_000_000
+        for i in 0..<(warmUp + count) {
+            let start = monotonicNanoseconds()
+            try await node.append([records[i % records.count]], mode: mode)
+            let end = monotonicNanoseconds()
+            if i >= warmUp {
+                histogram.record(end - start)
+                if end > deadline { break }  // bounded on a very slow machine
+            }
+        }
+        return histogram
     }
 
     /// Appends/s of `writers` tasks each appending `perWriter` single records with `mode`

@@ -6,8 +6,10 @@ import ShipLogStorage
 
 /// The follower's shell: owns a `FollowerReplicator`, feeds it events and carries out its
 /// actions. Confined to one event loop. Log writes (append, truncate, reset) run one after
-/// another through the log's async API, in the order the machine asked for them, and their
-/// results come back as events on the loop; a sync runs beside them (one at a time).
+/// another off the loop (thread pool, or a task), in the order the machine asked for them, and
+/// their results come back as events on the loop; a sync runs beside them (one at a time).
+/// A small frame that fits the active segment while no log work is in flight is appended on
+/// the loop instead (`appendOnLoop`), which is what a caught-up follower's frames are.
 /// The connection to the primary is made by `PrimaryClient`; other authenticated connections
 /// (from `shiplog status`) may only ask for status.
 final class FollowerDriver: SessionDelegate, @unchecked Sendable {
@@ -34,6 +36,15 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// action is answered by one `appended`.
     private var pendingBatches: [[UInt8]] = []
     private var pendingAppends = 0
+    /// Log operations handed to the pool (or a task) and not yet reported back: while any
+    /// runs, an append must queue behind it, not be written on the loop.
+    private var logWorkInFlight = 0
+    /// Frames written to the primary's channel by the actions being performed, flushed once
+    /// when the outermost `perform` ends: a frame's `received` ack and the `written` ack of
+    /// its on-loop append leave in one write, and the primary wakes once for both.
+    private var performDepth = 0
+    private var flushNeeded = false
+    private let ackLevel: AckLevel
     /// A log write failed beyond what the machine handles: the client stops reconnecting.
     private(set) var failedLocally = false
     private var stopped = false
@@ -52,22 +63,10 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics
         self.logWork = loop.makeSucceededVoidFuture()
+        self.ackLevel = replication.ackLevel
         self.machine = FollowerReplicator(configuration: replication, nodeID: configuration.id, log: Self.logEnd(log),
                                           durableNextOffset: log.durableNextOffset, knownEpoch: Self.knownEpoch(log),
                                           now: clock.now())
-    }
-
-    static func logEnd(_ log: SegmentLog) -> LogEnd {
-        let history = log.epochHistory
-        let next = log.nextOffset
-        // The start is sent only when it is below the end (a history the log is ahead of, or an
-        // empty log after a reset, says nothing reliable).
-        let start = history.entries.last.map(\.startOffset).flatMap { $0 < next ? $0 : nil }
-        return LogEnd(nextOffset: next, lastEpoch: history.lastEpoch, lastEpochStart: history.lastEpoch == nil ? nil : start)
-    }
-
-    static func knownEpoch(_ log: SegmentLog) -> UInt64 {
-        max(log.lastEpoch, log.epochHistory.lastEpoch ?? 0)
     }
 
     func start(tickInterval: Duration) {
@@ -143,11 +142,33 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     // MARK: Actions
 
     private func perform(_ actions: [FollowerReplicator.Action]) {
+        performDepth += 1
+        defer {
+            performDepth -= 1
+            if performDepth == 0, flushNeeded {
+                flushNeeded = false
+                primary?.channel.flush()
+            }
+        }
         for action in actions {
             switch action {
             case .send(let frame):
-                primary?.channel.writeAndFlush(frame, promise: nil)
+                guard let primary else { continue }
+                primary.channel.write(frame, promise: nil)
+                flushNeeded = true
             case .append(let batches):
+                // At ack level `received` the primary waits for the ack just written, not the write.
+                if ackLevel == .received, flushNeeded {
+                    flushNeeded = false
+                    primary?.channel.flush()
+                }
+                if pendingAppends == 0, logWorkInFlight == 0, let outcome = Self.appendOnLoop(batches, to: log) {
+                    switch outcome {
+                    case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
+                    case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
+                    }
+                    continue
+                }
                 pendingBatches += batches
                 pendingAppends += 1
                 if pendingAppends == 1 { enqueueAppend() }
@@ -225,6 +246,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// while earlier log work runs share one trip to a task and back instead of one each.
     private func enqueueAppend() {
         let loop = self.loop
+        logWorkInFlight += 1
         let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
             let (batches, count) = (pendingBatches, pendingAppends)
             (pendingBatches, pendingAppends) = ([], 0)
@@ -233,15 +255,15 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
             return pool.runIfActive(eventLoop: loop) { [log] in
                 do {
-                    for bytes in batches {
-                        _ = try log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
-                    }
+                    // One write for all of them (a roll still goes between two writes).
+                    _ = try log.append(storedBatches: try batches.map { try StoredBatch(bytes: $0) }, durability: .os)
                     return (.success(Self.logEnd(log)), count)
                 } catch {
                     return (.failure(error), count)
                 }
             }.recover { error in (.failure(error), count) }  // the pool is shut down: each append fails
         }
+        result.whenComplete { [self] _ in logWorkInFlight -= 1 }
         result.whenSuccess { [self] outcome, count in
             guard !stopped else { return }
             for _ in 0..<count {
@@ -258,8 +280,10 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     private func enqueueLogWork<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
                                              then: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let loop = self.loop
+        logWorkInFlight += 1
         let result = logWork.flatMap { loop.makeFutureWithTask(work) }
         result.whenComplete { [self] outcome in
+            logWorkInFlight -= 1
             guard !stopped else { return }
             then(outcome)
         }

@@ -67,3 +67,20 @@ final class FrameEncoder: MessageToByteEncoder {
         if scratch.capacity > 1 << 20 { scratch = [] }
     }
 }
+
+extension Channel {
+    /// Writes a frame `FrameCodec` laid out elsewhere (a `batches` frame read straight into its
+    /// send buffer, see `ShipRead`) past the frame encoder, which only takes `Frame`s. Call on
+    /// the channel's event loop: frames written through the encoder there are encoded and passed
+    /// on at once, so both kinds reach the socket in the order they were written.
+    /// The frame comes in two parts (a head and the stored batches), sent with one flush.
+    func writeEncodedFrame(_ head: ByteBuffer, _ rest: ByteBuffer) {
+        eventLoop.preconditionInEventLoop()
+        // Gone when the channel closed (handlers are removed): nothing to write to then.
+        guard let encoder = try? pipeline.syncOperations.context(handlerType: MessageToByteHandler<FrameEncoder>.self) else {
+            return
+        }
+        encoder.write(NIOAny(head), promise: nil)
+        encoder.writeAndFlush(NIOAny(rest), promise: nil)
+    }
+}

@@ -38,6 +38,8 @@ public final class Node: Sendable {
         var client: PrimaryClient?
         /// An automatic-role node's shell (Cluster/): then `primary`, `follower` and `client` are nil.
         var cluster: ClusterDriver? = nil
+        /// Runs tasks on `loop` (stateless: one per call is fine).
+        var executor: EventLoopTaskExecutor { EventLoopTaskExecutor(loop: loop) }
     }
 
     /// - Parameter eventLoopGroup: where the node's connections and state machine run; by
@@ -191,6 +193,14 @@ public final class Node: Sendable {
     /// The port the node listens on (useful with port 0); nil unless running.
     public var listeningPort: Int? { (try? running())?.server.localAddress?.port }
 
+    /// Runs tasks on the event loop the node replicates on. An application task that appends
+    /// under this preference (`withTaskExecutorPreference(node.appendExecutor) { ... }`) saves
+    /// a hop to the loop and one back on every sync append; see `EventLoopTaskExecutor`.
+    /// Throws unless running.
+    public var appendExecutor: EventLoopTaskExecutor {
+        get throws { try running().executor }
+    }
+
     /// The node's log, for reads (appends go through `append` on a primary). Throws unless running.
     public var log: SegmentLog {
         get throws { try running().log }
@@ -214,12 +224,16 @@ public final class Node: Sendable {
         // row. The append still returns only when both are done.
         let overlapSync = log.options.durability == .fsync
         let offsets: Range<UInt64>
+        let stored: [UInt8]
         do {
-            offsets = try await log.append(records, epoch: primary.epoch, durability: overlapSync ? .os : log.options.durability)
+            // The log hands back the batch it stored, which the primary ships from memory
+            // (reading it back cost a cursor and a pread on every append).
+            (offsets, stored) = try await log.appendKeepingBytes(records, epoch: primary.epoch,
+                                                                  durability: overlapSync ? .os : log.options.durability)
         } catch {
             throw NodeError.logFailure(offsets: nil, message: "\(error)")
         }
-        let replicated = primary.startReplicating(offsets, stored: Self.storedBatch(log, holding: offsets), mode: mode)
+        let replicated = primary.startReplicating(offsets, stored: stored, mode: mode)
         if overlapSync {
             do {
                 try await log.sync()
@@ -227,21 +241,8 @@ public final class Node: Sendable {
                 throw NodeError.logFailure(offsets: offsets, message: "\(error)")
             }
         }
-        try await replicated?.get()
+        try await replicated?.wait()
         return offsets
-    }
-
-    /// The batch just appended at `offsets`, read back from the page cache in the appender's
-    /// task (a short read), so the primary ships it without a read on the thread pool; nil if
-    /// the log does not hold exactly that batch there (the driver then reads it as before).
-    private static func storedBatch(_ log: SegmentLog, holding offsets: Range<UInt64>) -> [UInt8]? {
-        // At `buffered` the batch may still be in the log's own buffer: reading it would flush
-        // (blocking, and defeating the buffering); the driver reads it later instead.
-        guard log.options.durability != .buffered else { return nil }
-        var cursor = log.batches(from: offsets.lowerBound, bufferBytes: 16 << 10)
-        guard let batch = try? cursor.next(), batch.header.firstOffset == offsets.lowerBound,
-              batch.header.nextOffset == offsets.upperBound else { return nil }
-        return batch.bytes
     }
 
     /// Deletes the oldest sealed segments as `policy` says (see `SegmentLog.enforceRetention`) and,

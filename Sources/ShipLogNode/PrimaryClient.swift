@@ -108,9 +108,12 @@ struct PipelineFactory: Sendable {
     /// 60-140 MB/s. With room for a few frames, reads and sends overlap; a stalled follower
     /// still costs at most this plus `maxInFlightBytesPerFollower`.
     static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1 << 20, high: 4 << 20)
-    /// Reads of up to 1 MiB instead of NIO's 64 KiB, so a `batches` frame arrives in a few reads
-    /// and the decoder's buffer is copied less while it grows.
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 1 << 20)
+    /// Reads of up to 4 MiB instead of NIO's 64 KiB. A `batches` frame is a little over
+    /// `maxShipBytes` (1 MiB), so with reads of at most 1 MiB every frame spanned two reads and
+    /// was copied whole into the decoder's buffer; a read that takes several frames at once
+    /// hands the decoder the whole ones in place (only a frame cut by the read's end is copied).
+    /// The allocator grows to it only while reads fill their buffers (a follower behind).
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 4 << 20)
 
     var nodeID: NodeID
     var clusterKey: [UInt8]

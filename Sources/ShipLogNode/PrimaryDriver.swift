@@ -27,6 +27,11 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         var isFollower: Bool
         /// A `ship` that waits for the channel to become writable (backpressure).
         var deferredShip: Ship?
+        /// Reads this follower's stream off the loop, one read at a time.
+        var reader: ShipReader
+        /// The read started when the last one ended, for the `ship` expected next (from `from`):
+        /// the pool reads the next frame while the loop writes this one.
+        var readAhead: (from: UInt64, read: EventLoopFuture<ShipRead>)?
     }
     private struct Ship { var from: UInt64; var maxBytes: Int; var epoch: UInt64; var commitOffset: UInt64 }
 
@@ -120,14 +125,14 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     /// `stored` is the batch holding exactly `offsets` as the log stored it, if the caller has
     /// it: shipped from memory instead of read back from the log on the thread pool.
     func replicate(_ offsets: Range<UInt64>, stored: [UInt8]? = nil, mode: ReplicationMode) async throws {
-        try await startReplicating(offsets, stored: stored, mode: mode)?.get()
+        try await startReplicating(offsets, stored: stored, mode: mode)?.wait()
     }
 
-    /// `replicate` without the wait: the future completes when `replicate` would return, so the
+    /// `replicate` without the wait: the wait completes when `replicate` would return, so the
     /// caller can do its own work (a local fdatasync) while the followers do theirs; nil for
-    /// `.async`, which has nothing to wait for (awaiting even a completed future costs a trip
+    /// `.async`, which has nothing to wait for (awaiting even a completed wait costs a trip
     /// to the event loop and back to the task).
-    func startReplicating(_ offsets: Range<UInt64>, stored: [UInt8]?, mode: ReplicationMode) -> EventLoopFuture<Void>? {
+    func startReplicating(_ offsets: Range<UInt64>, stored: [UInt8]?, mode: ReplicationMode) -> ReplicationWait? {
         if mode == .async {
             loop.execute { [self] in
                 if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
@@ -135,17 +140,20 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             }
             return nil
         }
-        let promise = loop.makePromise(of: Void.self)
+        let wait = ReplicationWait()
         loop.execute { [self] in
             if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
             noteAppendedSoon(nextOffset: offsets.upperBound)
-            guard !stopped else { return promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: "")) }
+            guard !stopped else { return wait.complete(.failure(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: ""))) }
+            // The promise's callback is registered here, on the loop: no hop from the task's thread.
+            let promise = loop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { wait.complete($0) }
             lastAppendID += 1
             let id = AppendID(lastAppendID)
             waiting[id] = (promise, offsets)
             perform(machine.awaitReplication(id, through: offsets.upperBound, mode: mode, now: clock.now()))
         }
-        return promise.futureResult
+        return wait
     }
 
     // MARK: Connections
@@ -154,7 +162,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         loop.execute { [self] in
             if stopped { channel.close(promise: nil); return }
             let isFollower = followerIDs.contains(peer)
-            sessions[connection] = Session(channel: channel, peer: peer, isFollower: isFollower)
+            sessions[connection] = Session(channel: channel, peer: peer, isFollower: isFollower,
+                                           reader: ShipReader(log: log, allocator: channel.allocator))
             if isFollower { perform(machine.followerAuthenticated(connection, node: peer, now: clock.now())) }
         }
     }
@@ -231,7 +240,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
 
     /// Reads stored batches off the loop and sends them as one `batches` frame, unless the
     /// channel's buffer is full: then the ship waits until it drains (`sessionWritable`), so a
-    /// slow follower costs the primary no memory beyond one frame.
+    /// slow follower costs the primary no memory beyond its socket buffer, one frame being
+    /// written and one read ahead.
     private func startShip(_ connection: ConnectionID, _ ship: Ship) {
         guard let session = sessions[connection] else { return }
         guard session.channel.isWritable else {
@@ -239,17 +249,32 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             return
         }
         let limit = reportedNextOffset
+        let ahead = session.readAhead
+        sessions[connection]?.readAhead = nil
         // A follower that is caught up wants what was just appended: no read, no hop to the pool.
-        if let read = recent.read(from: ship.from, maxBytes: ship.maxBytes, below: limit) {
+        if let read = recent.read(from: ship.from, maxBytes: ship.maxBytes, below: limit, allocator: session.channel.allocator) {
+            if ahead != nil { replaceReader(connection) }
             send(read, of: ship, to: connection, session.channel)
             return
         }
-        pool.runIfActive(eventLoop: loop) { [log] in
-            try ShipRead.read(log, from: ship.from, maxBytes: ship.maxBytes, below: limit)
-        }.whenComplete { [self] result in
+        let read: EventLoopFuture<ShipRead>
+        if let ahead, ahead.from == ship.from {
+            read = ahead.read
+        } else {
+            // A read ahead for another offset may still be running on the old reader.
+            if ahead != nil { replaceReader(connection) }
+            read = readOnPool(connection, from: ship.from, maxBytes: ship.maxBytes, below: limit)
+        }
+        read.whenComplete { [self] result in
             guard !stopped, let session = sessions[connection] else { return }
             switch result {
-            case .success(let read):
+            case .success(var read):
+                read.trim(toAbout: ship.maxBytes)
+                // Most likely the machine asks next for what follows: read it while this is written.
+                if read.batchCount > 0, read.nextOffset < reportedNextOffset {
+                    let ahead = readOnPool(connection, from: read.nextOffset, maxBytes: ship.maxBytes, below: reportedNextOffset)
+                    sessions[connection]?.readAhead = (read.nextOffset, ahead)
+                }
                 send(read, of: ship, to: connection, session.channel)
             case .failure(let error):
                 noteRetained(bytesRemoved: 0)  // a read below the first offset: retention ran
@@ -258,10 +283,20 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         }
     }
 
-    private func send(_ read: ShipRead.Result, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
-        if !read.batches.isEmpty {
-            let frame = Frame.batches(.init(epoch: ship.epoch, commitOffset: ship.commitOffset, batches: read.batches))
-            channel.writeAndFlush(frame, promise: nil)
+    private func readOnPool(_ connection: ConnectionID, from: UInt64, maxBytes: Int, below limit: UInt64) -> EventLoopFuture<ShipRead> {
+        guard let reader = sessions[connection]?.reader else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        return pool.runIfActive(eventLoop: loop) { try reader.read(from: from, maxBytes: maxBytes, below: limit) }
+    }
+
+    private func replaceReader(_ connection: ConnectionID) {
+        guard let session = sessions[connection] else { return }
+        sessions[connection]?.reader = ShipReader(log: log, allocator: session.channel.allocator)
+    }
+
+    private func send(_ read: ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
+        if read.batchCount > 0 {
+            let (head, batches) = read.frame(epoch: ship.epoch, commitOffset: ship.commitOffset, allocator: channel.allocator)
+            channel.writeEncodedFrame(head, batches)
             metrics.bytesShipped.increment(by: Int64(read.bytes))
         }
         perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
@@ -297,31 +332,5 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         waiting = [:]
         for (_, session) in sessions { session.channel.close(promise: nil) }
         sessions = [:]
-    }
-}
-
-/// The blocking read behind a `ship`, on a thread pool thread.
-enum ShipRead {
-    struct Result: Sendable { var batches: [[UInt8]]; var nextOffset: UInt64; var bytes: Int }
-    struct NotABatchBoundary: Error, CustomStringConvertible {
-        var offset: UInt64; var batchStart: UInt64
-        var description: String { "offset \(offset) is not a batch boundary (the batch holding it starts at \(batchStart))" }
-    }
-
-    /// Whole batches from `from` (a batch boundary), about `maxBytes`, none reaching `below` or past.
-    static func read(_ log: SegmentLog, from: UInt64, maxBytes: Int, below limit: UInt64) throws -> Result {
-        guard from < limit else { return Result(batches: [], nextOffset: from, bytes: 0) }
-        let stored = try log.read(from: from, maxBytes: maxBytes)
-        if let first = stored.first, first.header.firstOffset != from {
-            throw NotABatchBoundary(offset: from, batchStart: first.header.firstOffset)
-        }
-        var result = Result(batches: [], nextOffset: from, bytes: 0)
-        for batch in stored {
-            guard batch.header.firstOffset == result.nextOffset, batch.header.nextOffset <= limit else { break }
-            result.batches.append(batch.bytes)
-            result.bytes += batch.bytes.count
-            result.nextOffset = batch.header.nextOffset
-        }
-        return result
     }
 }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The primary's copy of the batches it appended last, so that shipping them to a follower that
 /// is caught up needs no read of the log: without it, every `ship` of a sync append went to the
 /// thread pool and back (two hand-offs between threads, about half of a sync append's time on
@@ -32,16 +34,15 @@ struct RecentBatches {
     }
 
     /// Whole batches from `from` on, contiguous, about `maxBytes` (at least one), none reaching
-    /// `limit` or past; nil unless the batch starting at `from` is here.
-    func read(from: UInt64, maxBytes: Int, below limit: UInt64) -> ShipRead.Result? {
-        var result = ShipRead.Result(batches: [], nextOffset: from, bytes: 0)
-        while result.bytes < maxBytes, result.nextOffset < limit, let batch = byFirstOffset[result.nextOffset],
+    /// `limit` or past, copied into one send buffer; nil unless the batch starting at `from` is here.
+    func read(from: UInt64, maxBytes: Int, below limit: UInt64, allocator: ByteBufferAllocator) -> ShipRead? {
+        guard let first = byFirstOffset[from], first.nextOffset <= limit else { return nil }
+        var read = ShipRead(from: from, allocator: allocator, capacity: min(maxBytes, bytes) + first.bytes.count)
+        while read.bytes < maxBytes, read.nextOffset < limit, let batch = byFirstOffset[read.nextOffset],
               batch.nextOffset <= limit {
-            result.batches.append(batch.bytes)
-            result.bytes += batch.bytes.count
-            result.nextOffset = batch.nextOffset
+            read.append(batch.bytes, batchNextOffset: batch.nextOffset)
         }
-        return result.batches.isEmpty ? nil : result
+        return read
     }
 
     /// Forgets everything (the log was cut or reset under it).

@@ -91,6 +91,31 @@ public enum FrameCodec {
         for i in 0..<4 { bytes[start + i] = UInt8(truncatingIfNeeded: UInt32(length) >> (8 * UInt32(i))) }
     }
 
+    /// The bytes in front of a `batches` frame's stored batches: length, type and the 20-byte
+    /// prefix (format.md §11: u64 epoch, u64 commit offset, u32 batch count).
+    public static let batchesHeadBytes = headerBytes + 20
+
+    /// Writes the first `batchesHeadBytes` of a `batches` frame whose stored batches, `batchCount`
+    /// of them and `batchBytes` long in all, follow it verbatim: the head followed by the batches
+    /// is exactly `encode(.batches(...))`. For a shell that reads stored batches straight into
+    /// its send buffer (the batches are stored bytes, never re-encoded) instead of building a
+    /// `Frame` and copying them again.
+    public static func encodeBatchesHead(epoch: UInt64, commitOffset: UInt64, batchCount: Int, batchBytes: Int,
+                                         into head: UnsafeMutableRawBufferPointer) {
+        precondition(head.count >= batchesHeadBytes, "a batches head needs \(batchesHeadBytes) bytes, got \(head.count)")
+        precondition(batchCount >= 0 && batchCount <= Int(UInt32.max) && batchBytes >= 0, "batch count \(batchCount), bytes \(batchBytes)")
+        let length = 1 + 20 + batchBytes
+        precondition(length <= Int(UInt32.max), "frame of \(length) bytes")
+        func put<T: FixedWidthInteger>(_ value: T, at position: Int) {
+            for i in 0..<MemoryLayout<T>.size { head[position + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+        }
+        put(UInt32(length), at: 0)
+        head[4] = FrameType.batches.rawValue
+        put(epoch, at: 5)
+        put(commitOffset, at: 13)
+        put(UInt32(batchCount), at: 21)
+    }
+
     /// Looks at the front of `bytes`. A length above `maxFrameBytes` (header included) is
     /// invalid as soon as the 4 length bytes are there, before any of the body arrives.
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxFrameBytes: Int) -> FrameDecodeResult {

@@ -45,7 +45,9 @@ struct ClusterRoundsTests {
             }
         }
         print("failover rounds: crash to first acknowledged append \(times.map { "\($0)" }.joined(separator: ", "))")
-        #expect(times.allSatisfy { $0 < .seconds(2) })  // about 0.3 s each when the machine is quiet
+        // About 0.3 s each when the machine is quiet; a liveness bound, not a speed check
+        // (shiplog-bench's `failover` measures MTTR), generous for a loaded CI machine.
+        #expect(times.allSatisfy { $0 < .seconds(15) })
         await cluster.stopAll()
     }
 

@@ -17,10 +17,8 @@ struct ServeFlagsTests {
             "--handshake-timeout-ms", "300", "--log-level", "warning"])
         defer { node.killIfRunning() }
         let address = try node.listeningAddress()
-        let clock = ContinuousClock()
-        let start = clock.now
-        #expect(try await nodeCloses(address, after: [], timeout: .seconds(3)), "a silent peer was still connected after 3 s")
-        #expect(clock.now - start < .seconds(3))
+        // Closed before the 5 s default could have fired (the connection itself may take a while on a loaded machine).
+        #expect(try await nodeCloses(address, after: [], timeout: .seconds(4)), "a silent peer was still connected after 4 s")
         node.signal(SIGTERM)
         #expect(node.waitForExit()?.status == 0)
     }

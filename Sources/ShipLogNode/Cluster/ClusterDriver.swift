@@ -267,15 +267,16 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             return
         }
         let limit = machine.log.nextOffset
-        let send = { [self] (read: ShipRead.Result) in
+        let send = { [self] (read: ShipRead) in
             guard mesh.connection(to: peer) == connection else { return }
-            if !read.batches.isEmpty {
-                mesh.send(.batches(.init(epoch: epoch, commitOffset: commitOffset, batches: read.batches)), to: peer, on: connection)
+            if read.batchCount > 0 {
+                mesh.send(read, epoch: epoch, commitOffset: commitOffset, to: peer, on: connection)
             }
             feed { $0.shipped(machineConnection, nextOffset: read.nextOffset, bytes: read.bytes, now: $1) }
         }
-        if let read = recent.read(from: from, maxBytes: maxBytes, below: limit) { return send(read) }
-        logWork.enqueue({ log in try ShipRead.read(log, from: from, maxBytes: maxBytes, below: limit) }) { [self] result, _ in
+        let allocator = ByteBufferAllocator()
+        if let read = recent.read(from: from, maxBytes: maxBytes, below: limit, allocator: allocator) { return send(read) }
+        logWork.enqueue({ log in try ShipReader(log: log, allocator: allocator).read(from: from, maxBytes: maxBytes, below: limit) }) { [self] result, _ in
             guard !halted else { return }
             switch result {
             case .success(let read):

@@ -78,6 +78,14 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
         link.channel.writeAndFlush(frame, promise: nil)
     }
 
+    /// Sends a `batches` frame read by `ShipRead` (its head and its stored batches, as they are)
+    /// on `peer`'s current connection when it is still `connection`; drops it otherwise.
+    func send(_ read: ShipRead, epoch: UInt64, commitOffset: UInt64, to peer: NodeID, on connection: ConnectionID?) {
+        guard let link = current[peer], link.connection == connection else { return }
+        let (head, batches) = read.frame(epoch: epoch, commitOffset: commitOffset, allocator: link.channel.allocator)
+        link.channel.writeEncodedFrame(head, batches)
+    }
+
     /// Closes `peer`'s current connection with a goodbye; the driver's machine already treats it
     /// as gone, so its end is not reported again.
     func disconnect(_ peer: NodeID, reason: CloseReason, message: String) {
