@@ -1,3 +1,4 @@
+import Metrics
 import ShipLogProtocol
 import ShipLogStorage
 
@@ -63,6 +64,9 @@ public struct NodeConfiguration: Sendable {
     /// A connection whose peer has not proved the cluster key within this long is closed, so
     /// peers without the key cannot hold connections open (until then frames are limited to 1 KiB).
     public var handshakeTimeout: Duration = .seconds(5)
+    /// Where an automatic-role node's election counters go; nil: the process's bootstrapped
+    /// `MetricsSystem` (tests count through their own factory without bootstrapping one).
+    var clusterMetricsFactory: (any MetricsFactory)?
 
     public init(id: NodeID, logDirectory: String, clusterKey: [UInt8], role: Role) {
         self.id = id

@@ -19,7 +19,8 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     }
 
     public var node: UInt64
-    /// "primary" or "follower"; an automatic-role node may also be "candidate" or "witness".
+    /// "primary" or "follower"; an automatic-role node may also be "candidate", "witness" or
+    /// "failed" (it stopped taking part after a disk failure: `election.failure` says why).
     public var role: String
     /// The primary this node follows (followers only).
     public var primary: UInt64?

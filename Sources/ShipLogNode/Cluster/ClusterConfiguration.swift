@@ -67,7 +67,8 @@ public enum ClusterError: Error, Sendable, Equatable, CustomStringConvertible {
     /// start, since treating it as "never voted" could let it vote twice in one epoch.
     case damagedElectionState(path: String, reason: String)
     /// Writing the election state file, or a log operation the state machine has no failure event
-    /// for (a truncate, reset or fdatasync), failed: the node stopped taking part (fail-stop).
+    /// for (a truncate, reset or fdatasync), failed, or the log refuses every write after an
+    /// append failed (`LogError.failed`): the node stopped taking part (fail-stop).
     case nodeFailed(node: NodeID, reason: String)
     /// `transferLeadership(to:)` was refused (this node is not primary, or the target cannot be).
     case switchoverRefused(target: NodeID, reason: String)

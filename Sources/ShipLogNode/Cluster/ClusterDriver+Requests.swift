@@ -34,16 +34,15 @@ extension ClusterDriver {
                 let primary = role.primary.map { "; the primary is \($0)" } ?? "; no primary is known"
                 return promise.fail(ClusterError.switchoverRefused(target: target, reason: "\(nodeID) is not the primary\(primary)"))
             }
-            if let earlier = transfer {
-                earlier.deadline.cancel()
-                earlier.promise.fail(ClusterError.switchoverFailed(target: earlier.target, reason: "superseded by a switchover to \(target)"))
+            if let earlier = transfers[target] {
+                // The same switchover asked for again: it ends as the first one does.
+                return earlier.promise.futureResult.cascade(to: promise)
             }
             let deadline = loop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds * 1_000_000))) { [self] in
-                guard let pending = transfer, pending.target == target else { return }
-                transfer = nil
+                guard let pending = transfers.removeValue(forKey: target) else { return }
                 pending.promise.fail(ClusterError.switchoverFailed(target: target, reason: "\(target) did not take over within \(timeout)"))
             }
-            transfer = (target, promise, deadline)
+            transfers[target] = (promise, deadline)
             feed { $0.transferLeadership(to: target, now: $1) }
         }
         return promise.futureResult
@@ -63,10 +62,16 @@ extension ClusterDriver {
     }
 
     func finishTransfer(_ target: NodeID, with error: ClusterError?) {
-        guard let pending = transfer, pending.target == target else { return }
-        transfer = nil
+        guard let pending = transfers.removeValue(forKey: target) else { return }
         pending.deadline.cancel()
         if let error { pending.promise.fail(error) } else { pending.promise.succeed(()) }
+    }
+
+    /// Ends every switchover but `kept`'s with `reason`.
+    func finishTransfers(except kept: NodeID, reason: String) {
+        for target in transfers.keys.sorted() where target != kept {
+            finishTransfer(target, with: .switchoverFailed(target: target, reason: reason))
+        }
     }
 
     /// The error an append's caller sees.
@@ -95,9 +100,9 @@ extension ClusterDriver {
         logger.notice("now \(change.role) in epoch \(change.epoch)", metadata: [
             "primary": "\(change.primary.map { "\($0)" } ?? "none")"])
         roles.publish(change)
-        if change.role != .primary, change.primary != nil, change.primary != nodeID, let pending = transfer,
-           change.primary == pending.target {
-            finishTransfer(pending.target, with: nil)
+        if change.role != .primary, let primary = change.primary, primary != nodeID, !transfers.isEmpty {
+            finishTransfer(primary, with: nil)
+            finishTransfers(except: primary, reason: "\(primary) became primary instead")
         }
     }
 
@@ -116,6 +121,9 @@ extension ClusterDriver {
             logger.info("\(preVote ? "pre-" : "")campaign for epoch \(epoch) (\(cause))")
         case .election(.primarySuspected(let primary, let epoch, let silentFor)):
             logger.notice("primary \(primary) of epoch \(epoch) suspected after \(silentFor) of silence")
+        case .election(.transferStarted(let target, let epoch)):
+            logger.notice("switchover to \(target) started in epoch \(epoch): appends pause until it has caught up")
+            finishTransfers(except: target, reason: "superseded by a switchover to \(target)")
         case .election(.transferRefused(let target, let reason)):
             logger.warning("switchover to \(target) refused: \(reason)")
             finishTransfer(target, with: .switchoverRefused(target: target, reason: reason))
@@ -128,6 +136,7 @@ extension ClusterDriver {
             metrics.givenUpRecords.increment(by: Int64(offsets.count))
             logger.warning("offsets \(offsets.lowerBound)..<\(offsets.upperBound) of \(previous)'s epoch \(previousEpoch) are given up (written without a majority's acknowledgement)")
         case .divergentSuffixDiscarded(let offsets, let primary, let epoch):
+            metrics.discardedRecords.increment(by: Int64(offsets.count))
             logger.warning("discarded offsets \(offsets.lowerBound)..<\(offsets.upperBound) on the word of \(primary) (epoch \(epoch))")
         default:
             logger.debug("\(event)")
@@ -142,12 +151,13 @@ extension ClusterDriver {
         let role = machine.role
         let election = machine.election.status(now: now)
         let log = logWork?.log
-        let following = role.role == .primary ? nil : role.primary
+        // A node that failed (fail-stop) takes no part any more, whatever its machine last was.
+        let following = role.role == .primary || failure != nil ? nil : role.primary
         let commit = machine.primary?.commitOffset ?? machine.followerReplicator?.primaryCommitOffset ?? 0
         var status = NodeStatus(
-            node: nodeID.rawValue, role: "\(role.role)", primary: following?.rawValue, epoch: role.epoch,
+            node: nodeID.rawValue, role: failure != nil ? "failed" : "\(role.role)", primary: following?.rawValue, epoch: role.epoch,
             firstOffset: log?.firstOffset ?? 0, nextOffset: log?.nextOffset ?? 0, durableNextOffset: log?.durableNextOffset ?? 0,
-            commitOffset: commit, followers: machine.primary?.followers.map(NodeStatus.Follower.init) ?? [],
+            commitOffset: commit, followers: failure != nil ? [] : machine.primary?.followers.map(NodeStatus.Follower.init) ?? [],
             connectedToPrimary: following.map { mesh.connection(to: $0) != nil },
             lastHeardFromPrimaryMilliseconds: election.silentFor?.milliseconds)
         let detector: String = switch cluster.election.detector {
@@ -221,13 +231,18 @@ final class ClusterMetrics: Sendable {
     let failovers: Counter
     let stepDowns: Counter
     let givenUpRecords: Counter
+    /// Records this node cut from its log on a newer primary's word (written by it as a deposed
+    /// primary, never on a majority; any of them acknowledged in `async` mode are lost): the
+    /// loss that no new primary can report, since none of them ever reached it.
+    let discardedRecords: Counter
 
-    init(node: NodeID) {
+    init(node: NodeID, factory: any MetricsFactory = MetricsSystem.factory) {
         let dimensions = [("node", String(node.rawValue))]
-        elections = Counter(label: "shiplog_elections_total", dimensions: dimensions)
-        promotions = Counter(label: "shiplog_promotions_total", dimensions: dimensions)
-        failovers = Counter(label: "shiplog_failovers_total", dimensions: dimensions)
-        stepDowns = Counter(label: "shiplog_step_downs_total", dimensions: dimensions)
-        givenUpRecords = Counter(label: "shiplog_async_records_given_up_total", dimensions: dimensions)
+        elections = Counter(label: "shiplog_elections_total", dimensions: dimensions, factory: factory)
+        promotions = Counter(label: "shiplog_promotions_total", dimensions: dimensions, factory: factory)
+        failovers = Counter(label: "shiplog_failovers_total", dimensions: dimensions, factory: factory)
+        stepDowns = Counter(label: "shiplog_step_downs_total", dimensions: dimensions, factory: factory)
+        givenUpRecords = Counter(label: "shiplog_async_records_given_up_total", dimensions: dimensions, factory: factory)
+        discardedRecords = Counter(label: "shiplog_divergent_records_discarded_total", dimensions: dimensions, factory: factory)
     }
 }

@@ -48,7 +48,10 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     var waiting: [AppendID: (promise: EventLoopPromise<Range<UInt64>>, offsets: Range<UInt64>?)] = [:]
     /// The batches this node appended last as primary, shipped from memory to followers caught up.
     var recent = RecentBatches(maxBytes: 4 << 20)
-    var transfer: (target: NodeID, promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)?
+    /// Switchovers asked for and not finished, by target. Each ends by what the machine says:
+    /// a refusal ends only its own (an impossible request must not cancel one under way), a
+    /// `transferStarted` for another target supersedes it, a new primary ends them all.
+    var transfers: [NodeID: (promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)] = [:]
     /// A `ship` waiting for its peer's connection to drain (the machine has one outstanding per peer).
     private var deferredShips: [NodeID: () -> Void] = [:]
 
@@ -179,7 +182,9 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             logWork?.enqueue({ log in try ClusterLogWork.appendBatches(log, batches) }) { [self] result, log in
                 switch result {
                 case .success: feed { $0.batchesAppended(log: log, now: $1) }
-                case .failure(let error): feed { $0.batchesAppendFailed("\(error)", log: log, now: $1) }
+                case .failure(let error):
+                    feed { $0.batchesAppendFailed("\(error)", log: log, now: $1) }
+                    failIfPoisoned(error, "appending a primary's batches")
                 }
             }
         case .truncateLog(let nextOffset):
@@ -225,8 +230,19 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
                 feed { $0.appendWritten(id, through: written.offsets.upperBound, log: log, now: $1) }
             case .failure(let error):
                 feed { $0.appendFailed(id, message: "\(error)", log: log, now: $1) }
+                failIfPoisoned(error, "appending in epoch \(epoch)")
             }
         }
+    }
+
+    /// A log that refuses every write (`LogError.failed`: an fdatasync failed, or a write could
+    /// not be cut back) never recovers without a reopen. Staying in the cluster with it would
+    /// leave a primary that heartbeats but can never acknowledge (so nobody fails over), or a
+    /// follower that votes on a log end it cannot extend: fail-stop, as for a failed fdatasync
+    /// of `syncLog`. A refused write that left the log sound (ENOSPC, cut back) is only an
+    /// append's failure.
+    private func failIfPoisoned(_ error: any Error, _ what: String) {
+        if case LogError.failed = error { fail("\(what): the log refuses writes: \(error)") }
     }
 
     private func cut(_ result: Result<Void, any Error>, _ log: NodeLog, _ what: String) {
@@ -308,10 +324,11 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         }
         waiting = [:]
         held = [:]
-        if let transfer {
+        let pending = transfers
+        transfers = [:]
+        for (_, transfer) in pending {
             transfer.deadline.cancel()
             transfer.promise.fail(error)
-            self.transfer = nil
         }
         roles.finish()
     }

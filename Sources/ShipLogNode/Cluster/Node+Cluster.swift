@@ -1,3 +1,4 @@
+import Metrics
 import Foundation
 import Logging
 import NIOCore
@@ -80,7 +81,8 @@ extension Node {
                                 backoff: configuration.reconnectBackoff, logger: logger, metrics: metrics)
             let driver = ClusterDriver(loop: loop, cluster: cluster, machine: machine, log: isWitness ? nil : log, store: store,
                                        pool: NIOThreadPool.singleton, clock: clock, mesh: mesh, logger: logger,
-                                       metrics: ClusterMetrics(node: configuration.id))
+                                       metrics: ClusterMetrics(node: configuration.id,
+                                                                      factory: configuration.clusterMetricsFactory ?? MetricsSystem.factory))
             try await loop.submit { driver.start() }.get()
             let server: any Channel
             do {
