@@ -8,6 +8,8 @@ import Foundation
 final class EtcdCluster {
     let executable: String
     let root: String
+    /// Leave `root` (every process's log) in place after `stop()`: the bench's `--keep`.
+    var keepDirectory = false
     let heartbeatMilliseconds: Int
     let electionMilliseconds: Int
     let clientPorts: [UInt16]
@@ -103,12 +105,12 @@ final class EtcdCluster {
             if all.allSatisfy({ $0 != nil }), let first = all[0], first.leaderID != "0",
                all.allSatisfy({ $0!.leaderID == first.leaderID }),
                let leader = all.firstIndex(where: { $0!.memberID == first.leaderID }) {
-                let now = (leader, all[leader]!.raftTerm)
+                let now: (leader: Int, term: UInt64) = (leader, all[leader]!.raftTerm)
                 if let previous, previous == now { return now }
                 previous = now
             } else {
                 previous = nil
-                last = all.map { $0.map { "leader \($0.leaderID) term \($0.raftTerm)" } ?? "no answer" }.joined(separator: "; ")
+                last = all.map { status in status.map { "leader \($0.leaderID) term \($0.raftTerm)" } ?? "no answer" }.joined(separator: "; ")
             }
             sleep(milliseconds: 50)
         }
@@ -121,6 +123,6 @@ final class EtcdCluster {
             members[index]?.stop()
             members[index] = nil
         }
-        try? FileManager.default.removeItem(atPath: root)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: root) }
     }
 }

@@ -10,6 +10,7 @@ import Foundation
 /// | name | what |
 /// |---|---|
 /// | `redis-sentinel-mttr-ms` | Sentinel's median MTTR (min, max and every round in the note) |
+/// | `redis-sentinel-promotion-ms` | the kill to the replica accepting a write sent to it directly, median |
 /// | `etcd-mttr-ms-median`, `etcd-mttr-ms-max` | etcd's median and maximum MTTR (min and every round in the note) |
 /// | `etcd-split-vote-rounds` | rounds whose election took more than one raft term |
 ///
@@ -60,6 +61,8 @@ final class FailoverPeers {
     /// Kills per peer and setting (ShipLogBench sets `quickRounds` in the quick suite).
     var rounds = FailoverPeers.fullRounds
     var settings: [Settings] = [.fast, .defaults]
+    /// Keep each cluster's directory (its servers' logs) afterwards: the bench's `--keep`.
+    var keepDirectories = false
     private var values: [String: Double] = [:]
 
     init(directory: String, reporter: Reporter) {
@@ -106,7 +109,7 @@ final class FailoverPeers {
     private static func spread(_ mttrs: [Double], failure: String?) -> String {
         let sorted = mttrs.sorted()
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first ?? "?"
-        var text = sorted.isEmpty ? "no round finished" : String(format: "min %.0f, median %.0f, max %.0f ms over %d rounds",
+        var text = sorted.isEmpty ? "no round finished" : String(format: "min %.0f, median %.0f, max %.0f ms over %ld rounds",
                                                                   sorted[0], median(sorted), sorted[sorted.count - 1], sorted.count)
         text += " (load \(load) after); rounds: " + mttrs.map { String(format: "%.0f", $0) }.joined(separator: ", ")
         if let failure { text += "; " + failure }
@@ -121,20 +124,29 @@ final class FailoverPeers {
 
     func sentinel(_ setting: Settings) throws {
         guard let server = RedisPair.findServer() else {
-            report("redis-sentinel-mttr-ms", setting, nil, "ms", note: "skipped: redis-server (Sentinel mode) not installed")
+            for name in ["redis-sentinel-mttr-ms", "redis-sentinel-promotion-ms"] {
+                report(name, setting, nil, "ms", note: "skipped: redis-server (Sentinel mode) not installed")
+            }
             return
         }
         let cluster = try SentinelCluster(server: server, root: root("sentinel"), detectionMilliseconds: setting.detectionTimeoutMilliseconds)
+        cluster.keepDirectory = keepDirectories
         defer { cluster.stop() }
         var failover = SentinelFailover(cluster: cluster)
-        let (mttrs, failure) = series { try failover.round() }
+        let (rounds, failure) = series { try failover.round() }
+        let mttrs = rounds.map(\.mttrMilliseconds)
         let sorted = mttrs.sorted()
         let how = "Redis master + 1 replica + 3 Sentinels (quorum 2, down-after-milliseconds \(setting.detectionTimeoutMilliseconds), "
             + "failover-timeout \(cluster.failoverTimeoutMilliseconds)), no persistence; writer: SET 1 KiB, kill -9 of the master, "
             + "then get-master-addr-by-name and SET with \(SentinelFailover.requestTimeoutMilliseconds) ms timeouts, "
             + "\(SentinelFailover.retryPauseMilliseconds) ms between tries; median; "
+        let unplanned = cluster.failoversLogged() - rounds.count
         report("redis-sentinel-mttr-ms", setting, sorted.isEmpty ? nil : Self.median(sorted), "ms",
-               note: how + Self.spread(mttrs, failure: failure))
+               note: how + Self.spread(mttrs, failure: failure) + "; failovers Sentinel made on its own: \(unplanned)")
+        let promotions = rounds.map(\.promotionMilliseconds)
+        report("redis-sentinel-promotion-ms", setting, promotions.isEmpty ? nil : Self.median(promotions.sorted()), "ms",
+               note: "kill -9 to the first SET the surviving node acknowledged when written to directly (before Sentinel names it); "
+                   + Self.spread(promotions, failure: failure))
     }
 
     // MARK: etcd
@@ -149,6 +161,7 @@ final class FailoverPeers {
         }
         let cluster = try EtcdCluster(executable: executable, root: root("etcd"), heartbeatMilliseconds: setting.heartbeatMilliseconds,
                                       electionMilliseconds: setting.detectionTimeoutMilliseconds)
+        cluster.keepDirectory = keepDirectories
         defer { cluster.stop() }
         var failover = EtcdFailover(cluster: cluster)
         var (leader, term) = try cluster.waitHealthy(timeoutSeconds: 60)

@@ -9,6 +9,8 @@ final class SentinelCluster {
     static let masterName = "shiplog"
     let server: String
     let root: String
+    /// Leave `root` (every process's log) in place after `stop()`: the bench's `--keep`.
+    var keepDirectory = false
     let detectionMilliseconds: Int
     /// Sentinel's failover-timeout: also the pause (twice it) before Sentinel will fail the same
     /// master name over again, so rounds are spaced by `roundSpacingMilliseconds`.
@@ -132,16 +134,36 @@ final class SentinelCluster {
         try waitStable(timeoutSeconds: 60)
     }
 
-    /// Polls every 50 ms, for at most `timeoutSeconds`, until the master has its replica linked
-    /// and every Sentinel names the master, sees no failover in progress, knows the two other
-    /// Sentinels and sees the replica as a healthy replica of the master.
+    /// Polls every 50 ms, for at most `timeoutSeconds`, until for a whole second all three
+    /// Sentinels name the same master, see no failover in progress, know the two other Sentinels
+    /// and see the other node as a healthy replica of it, linked. That master becomes
+    /// `masterIndex`: at short timeouts Sentinel sometimes fails a freshly promoted master over
+    /// again on its own (see `failoversLogged`); the next kill then waits as after one of ours.
     func waitStable(timeoutSeconds: Int) throws {
         let end = deadline(milliseconds: timeoutSeconds * 1000)
         var last = "not polled"
+        var stableSince: (master: Int, at: UInt64)?
         while monotonicNanoseconds() < end {
             do {
-                if let missing = try unstableReason() { last = missing } else { return }
+                switch try stableMaster() {
+                case .success(let master):
+                    if let since = stableSince, since.master == master {
+                        if monotonicNanoseconds() - since.at >= 1_000_000_000 {
+                            if master != masterIndex {
+                                lastKillAt = monotonicNanoseconds()
+                                masterIndex = master
+                            }
+                            return
+                        }
+                    } else {
+                        stableSince = (master, monotonicNanoseconds())
+                    }
+                case .failure(let reason):
+                    stableSince = nil
+                    last = reason.text
+                }
             } catch {
+                stableSince = nil
                 last = "\(error)"
             }
             sleep(milliseconds: 50)
@@ -149,30 +171,48 @@ final class SentinelCluster {
         throw NetworkError.timeout("the Sentinel cluster did not settle within \(timeoutSeconds) s: \(last)")
     }
 
-    /// What is not yet as `waitStable` wants it, nil once all is.
-    private func unstableReason() throws -> String? {
-        let master = nodePorts[masterIndex]
-        let replica = nodePorts[replicaIndex]
+    /// Why `stableMaster` found the cluster unsettled.
+    struct Unsettled: Error { var text: String }
+
+    /// The node every Sentinel names master, if the cluster is as `waitStable` wants it.
+    private func stableMaster() throws -> Result<Int, Unsettled> {
+        let sentinels = try sentinelPorts.map { try TimedRESP(port: $0) }
+        let named = Set(try sentinels.map { try masterPort(asking: $0) })
+        guard named.count == 1, let index = nodePorts.firstIndex(of: named.first!) else {
+            return .failure(Unsettled(text: "the Sentinels name \(named.sorted())"))
+        }
+        let master = nodePorts[index]
+        let replica = nodePorts[1 - index]
         let masterInfo = try TimedRESP(port: master).call("INFO", "replication", timeoutMilliseconds: 1000).text ?? ""
-        guard masterInfo.contains("role:master"), masterInfo.contains("connected_slaves:1") else { return "master \(master) has no replica" }
+        guard masterInfo.contains("role:master"), masterInfo.contains("connected_slaves:1") else {
+            return .failure(Unsettled(text: "master \(master) has no replica"))
+        }
         let replicaInfo = try TimedRESP(port: replica).call("INFO", "replication", timeoutMilliseconds: 1000).text ?? ""
         guard replicaInfo.contains("master_port:\(master)"), replicaInfo.contains("master_link_status:up") else {
-            return "replica \(replica) not linked to \(master)"
+            return .failure(Unsettled(text: "replica \(replica) not linked to \(master)"))
         }
-        for port in sentinelPorts {
-            let sentinel = try TimedRESP(port: port)
-            guard try masterPort(asking: sentinel) == master else { return "sentinel \(port) names another master" }
+        for sentinel in sentinels {
             let fields = try sentinel.call("SENTINEL", "MASTER", Self.masterName, timeoutMilliseconds: 1000).fields
             guard fields["flags"] == "master", fields["num-other-sentinels"] == "2" else {
-                return "sentinel \(port): master flags \(fields["flags"] ?? "?"), other sentinels \(fields["num-other-sentinels"] ?? "?")"
+                return .failure(Unsettled(text: "sentinel \(sentinel.port): master flags \(fields["flags"] ?? "?"), "
+                                          + "other sentinels \(fields["num-other-sentinels"] ?? "?")"))
             }
             guard case .array(let replicas?) = try sentinel.call("SENTINEL", "REPLICAS", Self.masterName, timeoutMilliseconds: 1000),
                   replicas.contains(where: { $0.fields["port"] == String(replica) && $0.fields["flags"] == "slave"
                       && $0.fields["master-link-status"] == "ok" }) else {
-                return "sentinel \(port) does not see replica \(replica) as healthy"
+                return .failure(Unsettled(text: "sentinel \(sentinel.port) does not see replica \(replica) as healthy"))
             }
         }
-        return nil
+        return .success(index)
+    }
+
+    /// The failovers Sentinel has made (`+switch-master` lines in the first Sentinel's log): more
+    /// than the rounds when it failed a freshly promoted master over again on its own, as it
+    /// does at short down-after-milliseconds when its new link to that master is not answered
+    /// in time (seen at 300 ms on a loaded machine: the master moved back and forth).
+    func failoversLogged() -> Int {
+        let log = (try? String(contentsOfFile: root + "/sentinel0/sentinel.log", encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").filter { $0.contains("+switch-master") }.count
     }
 
     /// SENTINEL get-master-addr-by-name: the port of the master this Sentinel names.
@@ -193,7 +233,7 @@ final class SentinelCluster {
             nodes[index]?.stop()
             nodes[index] = nil
         }
-        try? FileManager.default.removeItem(atPath: root)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: root) }
     }
 }
 

@@ -79,6 +79,7 @@ struct ShipLogBench: ParsableCommand {
         let quickSuite = workloads == Workloads.quick.joined(separator: ",")
         runner.network.streamBytes = streamBytes ?? (quickSuite ? NetworkBaselines.quickStreamBytes : NetworkBaselines.fullStreamBytes)
         runner.failoverPeers.rounds = failoverRounds ?? (quickSuite ? FailoverPeers.quickRounds : FailoverPeers.fullRounds)
+        runner.failoverPeers.keepDirectories = keep
         runner.failoverPeers.settings = failoverSettings.split(separator: ",").compactMap { FailoverPeers.Settings(parsing: $0) }
         runner.failover.rounds = failoverRounds ?? (quickSuite ? FailoverWorkload.quickRounds : FailoverWorkload.fullRounds)
         runner.failover.settings = runner.failoverPeers.settings
