@@ -25,6 +25,8 @@ final class FailoverWorkload {
     var rounds = FailoverWorkload.fullRounds
     var settings: [FailoverPeers.Settings] = [.fast, .defaults]
     var mtbfDays = 30.0
+    /// Keep each setting's directory (logs and serve logs) afterwards: the bench's `--keep`.
+    var keepDirectories = false
 
     init(directory: String, reporter: Reporter, peers: FailoverPeers) {
         self.directory = directory
@@ -53,7 +55,7 @@ final class FailoverWorkload {
         let cluster = try FailoverCluster(root: directory + "/failover-" + UUID().uuidString, setting: setting)
         defer {
             cluster.stopAll()
-            try? FileManager.default.removeItem(atPath: cluster.root)
+            if !keepDirectories { try? FileManager.default.removeItem(atPath: cluster.root) }
         }
         for id in FailoverCluster.nodes { try cluster.start(id) }
         let first = try cluster.waitCaughtUp(timeout: .seconds(30))

@@ -84,6 +84,7 @@ struct ShipLogBench: ParsableCommand {
         runner.failover.rounds = failoverRounds ?? (quickSuite ? FailoverWorkload.quickRounds : FailoverWorkload.fullRounds)
         runner.failover.settings = runner.failoverPeers.settings
         runner.failover.mtbfDays = mtbfDays
+        runner.failover.keepDirectories = keep
         for name in workloadNames { try runner.run(name) }
     }
 }
