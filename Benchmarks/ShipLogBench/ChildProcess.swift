@@ -12,6 +12,9 @@ final class ChildProcess {
     enum Output {
         /// A pipe the benchmark reads with `readLine(timeout:)` (standard error is inherited).
         case pipe
+        /// Standard output a pipe as in `.pipe`, standard error appended to this file (a
+        /// server's log that its restarts extend, read back afterwards).
+        case pipeWithErrors(appendingTo: String)
         /// Both into this file, created or truncated (for a server's log, read back on failure).
         case file(String)
         /// Both into /dev/null.
@@ -33,7 +36,7 @@ final class ChildProcess {
         var stdinPipe: [Int32] = [-1, -1]
         var stdoutPipe: [Int32] = [-1, -1]
         guard closeOnExecPipe(&stdinPipe) == 0 else { throw NetworkError.system(call: "pipe", errno: errno, context: "starting \(name)") }
-        if case .pipe = output, closeOnExecPipe(&stdoutPipe) != 0 {
+        if output.isPipe, closeOnExecPipe(&stdoutPipe) != 0 {
             let code = errno
             close(stdinPipe[0]); close(stdinPipe[1])
             throw NetworkError.system(call: "pipe", errno: code, context: "starting \(name)")
@@ -46,6 +49,9 @@ final class ChildProcess {
         switch output {
         case .pipe:
             posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        case .pipeWithErrors(let path):
+            posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+            posix_spawn_file_actions_addopen(&actions, 2, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         case .file(let path):
             posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
@@ -73,16 +79,22 @@ final class ChildProcess {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         close(stdinPipe[0])
-        if case .pipe = output { close(stdoutPipe[1]) }
+        if output.isPipe { close(stdoutPipe[1]) }
         guard result == 0 else {
             close(stdinPipe[1])
-            if case .pipe = output { close(stdoutPipe[0]) }
+            if output.isPipe { close(stdoutPipe[0]) }
             throw NetworkError.system(call: "posix_spawn", errno: result, context: "starting \(name) (\(executable))")
         }
         self.pid = pid
         stdinWriter = stdinPipe[1]
-        if case .pipe = output { stdoutReader = stdoutPipe[0] } else { stdoutReader = -1 }
+        if output.isPipe { stdoutReader = stdoutPipe[0] } else { stdoutReader = -1 }
     }
+
+    /// The write end of the child's standard input and the read end of its standard output
+    /// (-1 without a pipe, or once stopped), for a caller that `dup`s them to use from threads
+    /// of its own (`FailoverWriter`); the child keeps owning and closing these.
+    var inputDescriptor: Int32 { stdinWriter }
+    var outputDescriptor: Int32 { stdoutReader }
 
     deinit { stop() }
 
@@ -144,6 +156,15 @@ final class ChildProcess {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         waitStatus = status
         return status
+    }
+}
+
+extension ChildProcess.Output {
+    var isPipe: Bool {
+        switch self {
+        case .pipe, .pipeWithErrors: true
+        case .file, .discard: false
+        }
     }
 }
 

@@ -42,6 +42,15 @@ struct ShipLogBench: ParsableCommand {
     @Option(help: "Bytes loopback-tcp-stream sends (default: 256 MiB in the quick suite, 1 GiB when the workload is named).")
     var streamBytes: Int?
 
+    @Option(help: "Kills per peer and setting in failover-peers and per setting in failover (default in the quick suite: 3 and 5; 20 when the workload is named).")
+    var failoverRounds: Int?
+
+    @Option(help: "The mean time between failures that failover's availability figures assume, in days.")
+    var mtbfDays: Double = 30
+
+    @Option(help: "Failover detection settings, heartbeat/timeout in ms, comma-separated (default: 50/300,100/1000).")
+    var failoverSettings: String = "50/300,100/1000"
+
     /// The workloads to run, with group names expanded.
     private var workloadNames: [String] {
         workloads.split(separator: ",").flatMap { Workloads.groups[String($0)] ?? [String($0)] }
@@ -51,6 +60,11 @@ struct ShipLogBench: ParsableCommand {
         if payload != nil && recordBytes == nil { throw ValidationError("--payload needs --record-bytes") }
         if let recordBytes, recordBytes < 2 { throw ValidationError("--record-bytes must be at least 2") }
         if let streamBytes, streamBytes < 1 { throw ValidationError("--stream-bytes must be positive") }
+        if let failoverRounds, failoverRounds < 1 { throw ValidationError("--failover-rounds must be positive") }
+        if !(mtbfDays > 0) { throw ValidationError("--mtbf-days must be positive") }
+        if failoverSettings.split(separator: ",").contains(where: { FailoverPeers.Settings(parsing: $0) == nil }) {
+            throw ValidationError("--failover-settings takes heartbeat/timeout pairs in ms with heartbeat < timeout, e.g. 50/300,100/1000")
+        }
         for name in workloadNames where !Workloads.all.contains(name) {
             throw ValidationError("unknown workload '\(name)'; known: \(Workloads.all.joined(separator: ","))")
         }
@@ -64,6 +78,13 @@ struct ShipLogBench: ParsableCommand {
                                payloadFile: payload, payloadRecordBytes: recordBytes, keepLogs: keep)
         let quickSuite = workloads == Workloads.quick.joined(separator: ",")
         runner.network.streamBytes = streamBytes ?? (quickSuite ? NetworkBaselines.quickStreamBytes : NetworkBaselines.fullStreamBytes)
+        runner.failoverPeers.rounds = failoverRounds ?? (quickSuite ? FailoverPeers.quickRounds : FailoverPeers.fullRounds)
+        runner.failoverPeers.keepDirectories = keep
+        runner.failoverPeers.settings = failoverSettings.split(separator: ",").compactMap { FailoverPeers.Settings(parsing: $0) }
+        runner.failover.rounds = failoverRounds ?? (quickSuite ? FailoverWorkload.quickRounds : FailoverWorkload.fullRounds)
+        runner.failover.settings = runner.failoverPeers.settings
+        runner.failover.mtbfDays = mtbfDays
+        runner.failover.keepDirectories = keep
         for name in workloadNames { try runner.run(name) }
     }
 }

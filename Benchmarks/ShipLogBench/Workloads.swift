@@ -18,6 +18,10 @@ final class Workloads {
     let network: NetworkBaselines
     /// The replication workloads (issue 9), after the network baselines they are compared with.
     let replication: ReplicationWorkloads
+    /// Issue 10's failover peers (Redis Sentinel, etcd), the `failover` workload's baselines.
+    let failoverPeers: FailoverPeers
+    /// Issue 10's `failover` workload, compared with `failoverPeers`' figures of the same run.
+    let failover: FailoverWorkload
 
     init(directory: String, reporter: Reporter, recordCount: Int, payloadFile: String?, payloadRecordBytes: Int?, keepLogs: Bool) {
         self.directory = directory
@@ -28,10 +32,12 @@ final class Workloads {
         self.payloadRecordBytes = payloadRecordBytes
         network = NetworkBaselines(directory: directory, reporter: reporter)
         replication = ReplicationWorkloads(directory: directory, reporter: reporter, network: network)
+        failoverPeers = FailoverPeers(directory: directory, reporter: reporter)
+        failover = FailoverWorkload(directory: directory, reporter: reporter, peers: failoverPeers)
     }
 
     static let quick = ["append-128", "append-1k", "append-fsync", "append-fsync-8", "append-os-8", "append-async-8", "replay", "open", "tool"]
-        + NetworkBaselines.workloads + ReplicationWorkloads.workloads
+        + NetworkBaselines.workloads + ReplicationWorkloads.workloads + FailoverPeers.workloads + FailoverWorkload.workloads
     static let all = quick + ["big"]
     /// Names that stand for several workloads in `--workloads`.
     static let groups = ["network-baselines": NetworkBaselines.workloads, "replication": ReplicationWorkloads.workloads]
@@ -50,6 +56,8 @@ final class Workloads {
         case "tool": try tool()
         case _ where NetworkBaselines.workloads.contains(name): try network.run(name)
         case _ where ReplicationWorkloads.workloads.contains(name): try replication.run(name)
+        case _ where FailoverPeers.workloads.contains(name): try failoverPeers.run(name)
+        case _ where FailoverWorkload.workloads.contains(name): try failover.run(name)
         default: throw BenchError.usage("unknown workload \(name); known: \(Self.all.joined(separator: ","))")
         }
     }
