@@ -95,7 +95,8 @@ struct ClusterFailoverTests {
     /// Switchover to a caught-up follower: it becomes primary, the old primary follows it and
     /// refuses appends naming it; role changes are observed as a stream.
     @Test func transferLeadershipHandsOverToACaughtUpFollower() async throws {
-        let cluster = try await AutoCluster()
+        // A 2 s election timeout, so that only the switchover changes the primary on a loaded machine.
+        let cluster = try await AutoCluster(heartbeat: .milliseconds(100), timeout: .seconds(2))
         defer { Task { await cluster.stopAll() } }
         try await cluster.startAll()
         let old = try await cluster.waitForPrimary()
