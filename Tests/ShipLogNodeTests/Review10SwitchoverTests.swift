@@ -26,7 +26,8 @@ struct Review10SwitchoverTests {
             } catch {
                 Issue.record("a switchover to \(target) failed with \(error) instead of being refused")
             }
-            #expect(ContinuousClock.now - started < .seconds(1), "refusing \(target) took \(ContinuousClock.now - started)")
+            // At once: not after the caller's 5 s timeout (the margin is for a loaded machine).
+            #expect(ContinuousClock.now - started < .seconds(3), "refusing \(target) took \(ContinuousClock.now - started)")
             _ = try await node.append([record(1)], mode: .sync(quorum: 1))
         }
         do {
