@@ -39,6 +39,7 @@ extension Election {
             detector.heartbeat(now: now)
             lastPrimaryContact = now
             suspicion = nil
+            primaryConnectionClosedAt = nil
         } else {
             becomeFollower(of: from, now: now)
         }
@@ -50,11 +51,15 @@ extension Election {
     mutating func followerTick(now: Duration) {
         guard !isWitness else { return }
         if suspicion == nil {
-            guard detector.isSuspected(now: now) else { return }
+            let closedSuspicion = primaryConnectionClosedAt.map { $0 + configuration.preVoteSilence }
+            let byConnection = closedSuspicion.map { now >= $0 } ?? false
+            guard byConnection || detector.isSuspected(now: now) else { return }
             // With the fixed detector the suspicion began exactly one timeout after the last
             // heartbeat, whenever this tick runs; phi is only known at the tick.
             var since = now
-            if case .fixedTimeout(let timeout) = configuration.detector, let last = detector.lastHeartbeat {
+            if byConnection, let closed = closedSuspicion {
+                since = closed
+            } else if case .fixedTimeout(let timeout) = configuration.detector, let last = detector.lastHeartbeat {
                 since = min(now, last + timeout)
             }
             let entry = Suspicion(since: since, silentSince: lastPrimaryContact, campaignAt: since + rankedDelay())
@@ -66,6 +71,13 @@ extension Election {
         guard let current = suspicion, now >= current.campaignAt else { return }
         let cause: CampaignCause = primary.map { .primarySuspected($0) } ?? .noPrimary
         startCampaign(cause: cause, suspicion: current, now: now)
+    }
+
+    mutating func onPrimaryConnectionClosed(_ peer: NodeID, now: Duration) {
+        guard configuration.suspectOnConnectionClose, !isWitness, role == .follower, primary == peer,
+              suspicion == nil, primaryConnectionClosedAt == nil else { return }
+        primaryConnectionClosedAt = now
+        emit(.log(.primaryConnectionClosed(peer, epoch: epoch)))
     }
 
     /// This node's place in the succession: its index in the primary's latest ranking, or after

@@ -31,6 +31,8 @@ public struct Election: Sendable {
     /// When the followed primary was last heard (for the lease and the detection time).
     var lastPrimaryContact: Duration?
     var suspicion: Suspicion?
+    /// When the connection to the followed primary closed (nil: open, or a heartbeat came since).
+    var primaryConnectionClosedAt: Duration?
     /// The latest succession ranking from the primary's heartbeats.
     var ranking: [NodeID] = []
     var random: ElectionRandom
@@ -122,6 +124,13 @@ public struct Election: Sendable {
         }
     }
 
+    /// The connection to voter `peer` closed. When `peer` is the primary this node follows, it is
+    /// suspected `preVoteSilence` later unless a heartbeat arrives first (see
+    /// `ElectionConfiguration.suspectOnConnectionClose`).
+    public mutating func peerDisconnected(_ peer: NodeID, now: Duration) -> [Action] {
+        run { election in election.onPrimaryConnectionClosed(peer, now: now) }
+    }
+
     /// This node's own log end changed (appends, truncation, reset). Votes are judged against it.
     public mutating func logEndChanged(_ end: LogEnd, now: Duration) -> [Action] {
         run { election in
@@ -196,6 +205,7 @@ public struct Election: Sendable {
             campaign = nil
             leader = nil
             suspicion = nil
+            primaryConnectionClosedAt = nil
             primary = newPrimary
             lastPrimaryContact = newPrimary == nil ? nil : now
         }

@@ -44,7 +44,11 @@ extension Election {
 
     /// What happened, with the timings a failover is judged by.
     public enum ElectionEvent: Equatable, Sendable {
-        /// The detector suspected the primary `silentFor` after its last heartbeat.
+        /// The connection to the followed primary closed; it is suspected `preVoteSilence` later
+        /// unless a heartbeat arrives first (`suspectOnConnectionClose`).
+        case primaryConnectionClosed(NodeID, epoch: UInt64)
+        /// The detector (or a closed connection) made this node suspect the primary `silentFor`
+        /// after its last heartbeat.
         case primarySuspected(NodeID, epoch: UInt64, silentFor: Duration)
         case campaignStarted(epoch: UInt64, preVote: Bool, cause: CampaignCause)
         /// This node became primary. `detection`: from the old primary's last heartbeat to the

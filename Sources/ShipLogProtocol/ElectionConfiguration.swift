@@ -27,6 +27,14 @@ public struct ElectionConfiguration: Equatable, Sendable {
     public var preVoteSilence: Duration
     /// The extra wait per place in the succession ranking. Default max(heartbeatInterval / 2, 20 ms).
     public var stagger: Duration
+    /// A follower whose connection to its primary closes suspects the primary `preVoteSilence`
+    /// later unless a heartbeat arrives first, without waiting for the detector. A primary killed
+    /// or stopped has its sockets closed by its kernel at once, so this is the common failure's
+    /// fast path; a silent one (power loss, a partition) is still left to the detector. Why
+    /// `preVoteSilence`: by then every voter that lost the primary too has been silent long
+    /// enough to grant a pre-vote, and one that still hears it refuses, so a connection that
+    /// merely broke costs no election.
+    public var suspectOnConnectionClose: Bool
     /// How long a (pre-)campaign round waits for answers before it starts over.
     /// Default max(2 × heartbeatInterval, 2 × stagger).
     public var campaignRoundTimeout: Duration
@@ -36,7 +44,7 @@ public struct ElectionConfiguration: Equatable, Sendable {
         heartbeatInterval: Duration = .milliseconds(100), electionTimeout: Duration = .seconds(1),
         detector: FailureDetectorKind? = nil, preVote: Bool = true, checkQuorum: Bool = true,
         twoNodeSelfPromotion: Bool = false, preVoteSilence: Duration? = nil, stagger: Duration? = nil,
-        campaignRoundTimeout: Duration? = nil
+        campaignRoundTimeout: Duration? = nil, suspectOnConnectionClose: Bool = true
     ) {
         self.voters = voters
         self.witnesses = witnesses
@@ -50,6 +58,7 @@ public struct ElectionConfiguration: Equatable, Sendable {
         let stagger = stagger ?? max(heartbeatInterval / 2, .milliseconds(20))
         self.stagger = stagger
         self.campaignRoundTimeout = campaignRoundTimeout ?? max(heartbeatInterval * 2, stagger * 2)
+        self.suspectOnConnectionClose = suspectOnConnectionClose
     }
 
     /// Voters that may become primary, in id order.

@@ -19,7 +19,7 @@ struct Serve: ParsableCommand {
             id, logDirectory, listen, peers {"2": "HOST:PORT"}, role, primary, keyFile, ackLevel, \
             minSyncFollowers, minSyncFollowersTimeoutMs, syncTimeoutMs, heartbeatIntervalMs, \
             inSyncLagTimeoutMs, durability, segmentBytes, epoch, metricsPort, witness, witnesses, \
-            electionTimeoutMs, twoNodeSelfPromotion); flags override it. \
+            electionTimeoutMs, twoNodeSelfPromotion, timeoutOnlyDetection); flags override it. \
             With --role automatic the node and its --peer nodes elect the primary among themselves \
             (every node must be given the same voters and witnesses); --witness runs a vote-only node.
             """)
@@ -58,6 +58,9 @@ struct Serve: ParsableCommand {
     var electionTimeoutMs: Int?
     @Flag(name: .customLong("two-node"), help: "Automatic role, two voters and no witness: the standby promotes itself alone.")
     var twoNode = false
+    @Flag(name: .customLong("timeout-only-detection"),
+          help: "Automatic role: suspect the primary only after --election-timeout-ms of silence, not soon after its connection closes.")
+    var timeoutOnlyDetection = false
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel: String = "info"
     /// For tests and benchmarks: each line of standard input is appended as one record with this
     /// mode (async, sync:N or sync-all), answered by "ack FIRST END" or "error MESSAGE" on standard output.
@@ -72,7 +75,7 @@ struct Serve: ParsableCommand {
             primaryTimeoutMs: primaryTimeoutMs, handshakeTimeoutMs: handshakeTimeoutMs, durability: durability,
             segmentBytes: segmentBytes, epoch: epoch, metricsPort: metricsPort,
             witness: witness ? true : nil, witnesses: witnessIDs.isEmpty ? nil : witnessIDs, electionTimeoutMs: electionTimeoutMs,
-            twoNodeSelfPromotion: twoNode ? true : nil)
+            twoNodeSelfPromotion: twoNode ? true : nil, timeoutOnlyDetection: timeoutOnlyDetection ? true : nil)
         if !peers.isEmpty {
             var parsed: [String: String] = [:]
             for peer in peers {

@@ -47,6 +47,8 @@ struct ServeSettings: Codable, Sendable {
     var electionTimeoutMs: Int?
     /// Automatic role, exactly two voters and no witness: the standby promotes itself alone.
     var twoNodeSelfPromotion: Bool?
+    /// Automatic role: suspect the primary only when the detector fires, not when its connection closes.
+    var timeoutOnlyDetection: Bool?
 
     /// Fills in what `self` lacks from `other`.
     func overriding(_ base: ServeSettings) -> ServeSettings {
@@ -63,7 +65,8 @@ struct ServeSettings: Codable, Sendable {
             segmentBytes: segmentBytes ?? base.segmentBytes, epoch: epoch ?? base.epoch, metricsPort: metricsPort ?? base.metricsPort,
             witness: witness ?? base.witness, witnesses: witnesses ?? base.witnesses,
             electionTimeoutMs: electionTimeoutMs ?? base.electionTimeoutMs,
-            twoNodeSelfPromotion: twoNodeSelfPromotion ?? base.twoNodeSelfPromotion)
+            twoNodeSelfPromotion: twoNodeSelfPromotion ?? base.twoNodeSelfPromotion,
+            timeoutOnlyDetection: timeoutOnlyDetection ?? base.timeoutOnlyDetection)
     }
 
     static func load(_ path: String) throws -> ServeSettings {
@@ -126,8 +129,10 @@ struct ServeSettings: Codable, Sendable {
         }
         if case .automatic = role {
             configuration.role = .automatic(try cluster(id: NodeID(id), peers: parsedPeers, listen: configuration))
-        } else if witness == true || witnesses != nil || electionTimeoutMs != nil || twoNodeSelfPromotion != nil {
-            throw ToolFailure.usage("--witness, --witness-id, --election-timeout-ms and --two-node need --role automatic")
+        } else if witness == true || witnesses != nil || electionTimeoutMs != nil || twoNodeSelfPromotion != nil
+                    || timeoutOnlyDetection != nil {
+            throw ToolFailure.usage(
+                "--witness, --witness-id, --election-timeout-ms, --two-node and --timeout-only-detection need --role automatic")
         }
         if let durability {
             switch durability {
@@ -158,7 +163,8 @@ extension ServeSettings {
         let heartbeat = Duration.milliseconds(heartbeatIntervalMs ?? 100)
         let timeout = Duration.milliseconds(electionTimeoutMs ?? 1000)
         let cluster = ClusterConfiguration(voters: voters, witnesses: witnessIDs, heartbeatInterval: heartbeat,
-                                           electionTimeout: timeout, twoNodeSelfPromotion: twoNodeSelfPromotion ?? false)
+                                           electionTimeout: timeout, twoNodeSelfPromotion: twoNodeSelfPromotion ?? false,
+                                           suspectOnConnectionClose: !(timeoutOnlyDetection ?? false))
         do {
             try cluster.election.validate()
         } catch {

@@ -27,25 +27,30 @@ public struct ClusterConfiguration: Sendable, Equatable {
     /// Exactly two voters and no witness: the standby promotes itself alone (see
     /// `ElectionConfiguration.twoNodeSelfPromotion` for what a partition can then do).
     public var twoNodeSelfPromotion: Bool
+    /// Suspect the primary soon after its connection closes (two heartbeat intervals), not only
+    /// when the detector fires; see `ElectionConfiguration.suspectOnConnectionClose`.
+    public var suspectOnConnectionClose: Bool
     /// Seeds the election's random choices; nil draws one from the system's generator.
     public var seed: UInt64?
 
     public init(voters: [NodeID: PeerAddress], witnesses: Set<NodeID> = [], heartbeatInterval: Duration = .milliseconds(100),
                 electionTimeout: Duration = .seconds(1), detector: FailureDetectorKind? = nil,
-                twoNodeSelfPromotion: Bool = false, seed: UInt64? = nil) {
+                twoNodeSelfPromotion: Bool = false, suspectOnConnectionClose: Bool = true, seed: UInt64? = nil) {
         self.voters = voters
         self.witnesses = witnesses
         self.heartbeatInterval = heartbeatInterval
         self.electionTimeout = electionTimeout
         self.detector = detector
         self.twoNodeSelfPromotion = twoNodeSelfPromotion
+        self.suspectOnConnectionClose = suspectOnConnectionClose
         self.seed = seed
     }
 
     /// The election settings every node derives alike.
     public var election: ElectionConfiguration {
         ElectionConfiguration(voters: Set(voters.keys), witnesses: witnesses, heartbeatInterval: heartbeatInterval,
-                              electionTimeout: electionTimeout, detector: detector, twoNodeSelfPromotion: twoNodeSelfPromotion)
+                              electionTimeout: electionTimeout, detector: detector, twoNodeSelfPromotion: twoNodeSelfPromotion,
+                              suspectOnConnectionClose: suspectOnConnectionClose)
     }
 
     /// The node machine's settings: `replication` with this cluster's heartbeat interval.

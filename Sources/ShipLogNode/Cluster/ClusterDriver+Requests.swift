@@ -119,6 +119,8 @@ extension ClusterDriver {
         case .election(.campaignStarted(let epoch, let preVote, let cause)):
             if !preVote { metrics.elections.increment() }
             logger.info("\(preVote ? "pre-" : "")campaign for epoch \(epoch) (\(cause))")
+        case .election(.primaryConnectionClosed(let primary, let epoch)):
+            logger.info("connection to primary \(primary) of epoch \(epoch) closed: it is suspected unless it answers soon")
         case .election(.primarySuspected(let primary, let epoch, let silentFor)):
             logger.notice("primary \(primary) of epoch \(epoch) suspected after \(silentFor) of silence")
         case .election(.transferStarted(let target, let epoch)):

@@ -132,7 +132,10 @@ public struct NodeMachine: Sendable {
 
     /// The connection to `peer` closed (either side, or the machine's own `.disconnect`).
     public mutating func peerDisconnected(_ peer: NodeID, now: Duration) -> [Action] {
-        run(now) { node in node.linkDown(peer, now: now) }
+        run(now) { node in
+            node.linkDown(peer, now: now)
+            node.applyElection(node.election.peerDisconnected(peer, now: now), now: now)
+        }
     }
 
     /// A frame from `peer` on its current connection.
