@@ -73,8 +73,11 @@ extension Election {
         startCampaign(cause: cause, suspicion: current, now: now)
     }
 
+    /// Not in two-node self-promotion: there no voter can refuse, so a connection that merely
+    /// broke would make a second primary; only the detector's whole timeout decides there.
     mutating func onPrimaryConnectionClosed(_ peer: NodeID, now: Duration) {
-        guard configuration.suspectOnConnectionClose, !isWitness, role == .follower, primary == peer,
+        guard configuration.suspectOnConnectionClose, !configuration.twoNodeSelfPromotion,
+              !isWitness, role == .follower, primary == peer,
               suspicion == nil, primaryConnectionClosedAt == nil else { return }
         primaryConnectionClosedAt = now
         emit(.log(.primaryConnectionClosed(peer, epoch: epoch)))

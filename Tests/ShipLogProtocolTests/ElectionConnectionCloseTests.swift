@@ -86,3 +86,22 @@ import ShipLogProtocol
         #expect(cluster.violations.isEmpty)
     }
 }
+
+/// Two-node self-promotion has no voter to refuse a standby whose connection merely broke, so
+/// there a closed connection changes nothing: only the detector's timeout promotes.
+@Suite struct ElectionConnectionCloseTwoNodeTests {
+    @Test func aPairsStandbyWaitsForTheWholeTimeoutDespiteAClosedConnection() {
+        var cluster = ElectionCluster(voters: [1, 2]) { $0.twoNodeSelfPromotion = true }
+        cluster.run(until: { $0.currentPrimaries.count == 1 })
+        cluster.run(for: .seconds(1))
+        let old = cluster.currentPrimaries.first!
+        let standby = cluster.ids.first { $0 != old }!
+        cluster.crash(old)
+        let now = cluster.now
+        cluster.call(standby) { $0.peerDisconnected(old, now: now) }
+        let took = cluster.run(until: { $0.currentPrimaries.count == 1 }, step: .milliseconds(1))
+        #expect(took != nil && took! >= .milliseconds(800), "took \(String(describing: took))")
+        #expect(!cluster.logs(standby).contains(.primaryConnectionClosed(old, epoch: cluster.nodes[standby]!.epoch)))
+        #expect(cluster.violations.isEmpty)
+    }
+}
