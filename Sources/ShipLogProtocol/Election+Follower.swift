@@ -74,9 +74,12 @@ extension Election {
     }
 
     /// Not in two-node self-promotion: there no voter can refuse, so a connection that merely
-    /// broke would make a second primary; only the detector's whole timeout decides there.
+    /// broke would make a second primary; only the detector's whole timeout decides there. Nor
+    /// without both pre-vote and check-quorum: then no voter refuses for "primary alive" either,
+    /// and a broken connection would depose a healthy primary after `preVoteSilence`.
     mutating func onPrimaryConnectionClosed(_ peer: NodeID, now: Duration) {
         guard configuration.suspectOnConnectionClose, !configuration.twoNodeSelfPromotion,
+              configuration.preVote || configuration.checkQuorum,
               !isWitness, role == .follower, primary == peer,
               suspicion == nil, primaryConnectionClosedAt == nil else { return }
         primaryConnectionClosedAt = now

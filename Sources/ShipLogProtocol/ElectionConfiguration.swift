@@ -33,7 +33,8 @@ public struct ElectionConfiguration: Equatable, Sendable {
     /// fast path; a silent one (power loss, a partition) is still left to the detector. Why
     /// `preVoteSilence`: by then every voter that lost the primary too has been silent long
     /// enough to grant a pre-vote, and one that still hears it refuses, so a connection that
-    /// merely broke costs no election. Ignored with `twoNodeSelfPromotion`, where no voter can refuse.
+    /// merely broke costs no election. Ignored with `twoNodeSelfPromotion`, and without both
+    /// `preVote` and `checkQuorum`, where no voter refuses.
     public var suspectOnConnectionClose: Bool
     /// How long a (pre-)campaign round waits for answers before it starts over.
     /// Default max(2 × heartbeatInterval, 2 × stagger).

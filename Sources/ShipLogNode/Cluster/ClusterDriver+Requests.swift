@@ -35,8 +35,11 @@ extension ClusterDriver {
                 return promise.fail(ClusterError.switchoverRefused(target: target, reason: "\(nodeID) is not the primary\(primary)"))
             }
             if let earlier = transfers[target] {
-                // The same switchover asked for again: it ends as the first one does.
-                return earlier.promise.futureResult.cascade(to: promise)
+                // The same switchover asked for again: it ends as the first one does. The machine
+                // is asked again too: a later request for another target may have replaced it there.
+                earlier.promise.futureResult.cascade(to: promise)
+                feed { $0.transferLeadership(to: target, now: $1) }
+                return
             }
             let deadline = loop.scheduleTask(in: .nanoseconds(Int64(timeout.milliseconds * 1_000_000))) { [self] in
                 guard let pending = transfers.removeValue(forKey: target) else { return }
@@ -124,8 +127,9 @@ extension ClusterDriver {
         case .election(.primarySuspected(let primary, let epoch, let silentFor)):
             logger.notice("primary \(primary) of epoch \(epoch) suspected after \(silentFor) of silence")
         case .election(.transferStarted(let target, let epoch)):
+            // The others are not failed here: one already sent `timeoutNow` may still take over
+            // (its caller must then hear it succeeded). A new primary or each one's deadline ends them.
             logger.notice("switchover to \(target) started in epoch \(epoch): appends pause until it has caught up")
-            finishTransfers(except: target, reason: "superseded by a switchover to \(target)")
         case .election(.transferRefused(let target, let reason)):
             logger.warning("switchover to \(target) refused: \(reason)")
             finishTransfer(target, with: .switchoverRefused(target: target, reason: reason))
@@ -156,8 +160,11 @@ extension ClusterDriver {
         // A node that failed (fail-stop) takes no part any more, whatever its machine last was.
         let following = role.role == .primary || failure != nil ? nil : role.primary
         let commit = machine.primary?.commitOffset ?? machine.followerReplicator?.primaryCommitOffset ?? 0
+        // A node that no longer runs shows the epoch it will come back in: the last one durable
+        // (a persist queued or failed at the halt never reached the ELECTION file).
         var status = NodeStatus(
-            node: nodeID.rawValue, role: failure != nil ? "failed" : "\(role.role)", primary: following?.rawValue, epoch: role.epoch,
+            node: nodeID.rawValue, role: failure != nil ? "failed" : "\(role.role)", primary: following?.rawValue,
+            epoch: halted ? persistedEpoch : role.epoch,
             firstOffset: log?.firstOffset ?? 0, nextOffset: log?.nextOffset ?? 0, durableNextOffset: log?.durableNextOffset ?? 0,
             commitOffset: commit, followers: failure != nil ? [] : machine.primary?.followers.map(NodeStatus.Follower.init) ?? [],
             connectedToPrimary: following.map { mesh.connection(to: $0) != nil },

@@ -40,6 +40,8 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     private(set) var failure: String?
     /// Stopped as a crash would: connections dropped without goodbye.
     private(set) var crashed = false
+    /// The newest epoch the ELECTION file is known to hold (what `status` shows once halted).
+    private(set) var persistedEpoch: UInt64
     private var ticker: RepeatedTask?
 
     // Appends: the records wait here from `append` until the machine's `writeAppend`.
@@ -61,6 +63,7 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         self.nodeID = machine.nodeID
         self.cluster = cluster
         self.machine = machine
+        self.persistedEpoch = machine.epoch
         self.logWork = log.map { ClusterLogWork(log: $0, loop: loop, pool: pool) }
         self.store = store
         self.pool = pool
@@ -166,7 +169,9 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             pool.runIfActive(eventLoop: loop) { try store.save(state) }.whenComplete { [self] result in
                 persisting = false
                 switch result {
-                case .success: drain()
+                case .success:
+                    persistedEpoch = max(persistedEpoch, state.epoch)
+                    drain()
                 case .failure(let error): fail("writing \(store.path) (epoch \(state.epoch)): \(error)")
                 }
             }

@@ -1,0 +1,39 @@
+import Foundation
+@testable import ShipLogNode
+import ShipLogProtocol
+import ShipLogStorage
+import Testing
+
+/// What `status` says of a node that stopped taking part because its election state file could
+/// not be written: the epoch it shows must be one the node will come back in, not the one it
+/// failed to persist.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct Review10bStatusTests {
+    @Test func aNodeThatFailedToPersistAnEpochDoesNotShowIt() async throws {
+        let nodes = try await Review10Nodes()
+        defer { Task { await nodes.stopAll() } }
+        try await nodes.startAll()
+        let ids = nodes.cluster.ids
+        var primary: NodeID?
+        try await waitUntil("a primary") {
+            primary = await nodes.primary(among: ids)
+            return primary != nil
+        }
+        let old = try #require(primary)
+        let target = ids.first { $0 != old }!
+        try await waitUntil("a first sync append") {
+            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
+        }
+        nodes.fileSystems[target]!.failSyncs.withLock { $0 = true }
+        var status = try await nodes.nodes[target]!.status()
+        for _ in 0..<5 where status.role != "failed" {
+            _ = try? await nodes.nodes[old]!.transferLeadership(to: target, timeout: .seconds(3))
+            status = try await nodes.nodes[target]!.status()
+        }
+        try #require(status.role == "failed", "\(status.role)")
+        let directory = nodes.cluster.directory.sub("\(target.rawValue)")
+        let onDisk = try ElectionStateStore(directory: directory, fileSystem: PosixFileSystem()).load()
+        #expect(status.epoch == onDisk.epoch, "status shows epoch \(status.epoch); the ELECTION file holds \(onDisk.epoch)")
+        await nodes.stopAll()
+    }
+}
