@@ -12,6 +12,10 @@ import ShipLogStorage
 /// `.becomingPrimary`, which a client retries.
 extension NodeMachine {
     mutating func applyElection(_ actions: [Election.Action], now: Duration) {
+        // A step-down's connection closes wait for the rest of the batch: the vote that made this
+        // primary step down (a switchover target's) must still go out on the connection to it.
+        var closes: [PrimaryReplicator.Action] = []
+        defer { translatePrimary(closes, now: now) }
         for action in actions {
             switch action {
             case .persist(let state):
@@ -35,7 +39,9 @@ extension NodeMachine {
                 if var replicator = primary {
                     primary = nil
                     committed = nil
-                    translatePrimary(replicator.stop(now: now), now: now)
+                    for stopped in replicator.stop(now: now) {
+                        if case .close = stopped { closes.append(stopped) } else { translatePrimary([stopped], now: now) }
+                    }
                 }
                 _ = reason  // logged through the election's own `.steppedDown` event
             case .pauseAppends:

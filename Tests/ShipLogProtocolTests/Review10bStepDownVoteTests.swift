@@ -1,0 +1,27 @@
+import ShipLogStorage
+import Testing
+@testable import ShipLogProtocol
+
+/// A primary asked to vote in a switchover (its target's `leadershipTransfer` vote request)
+/// grants it and steps down in the same event. Stepping down closes the followers' connections;
+/// the vote must still reach the target, or the target waits out a campaign round (and with the
+/// third voter down, the cluster has no primary meanwhile).
+@Suite struct Review10bStepDownVoteTests {
+    @Test func theOldPrimarysVoteForItsSwitchoverTargetIsSent() {
+        var (node, _) = NodeMachineTests.elected()
+        let epoch = node.epoch
+        let end = node.log.end
+        let request = ElectionMessage.voteRequest(.init(epoch: epoch + 1, logEnd: end, preVote: false, leadershipTransfer: true))
+        let actions = node.received(NodeMachineTests.frame(request), from: NodeID(2), now: .seconds(10))
+        #expect(actions.first == .persist(ElectionDurableState(epoch: epoch + 1, votedFor: NodeID(2))))
+        let granted = NodeMachineTests.sent(actions).contains { message, to in
+            if case .voteResponse(let response) = message { return to == NodeID(2) && response.granted }
+            return false
+        }
+        #expect(granted, "the vote for node 2 was not sent: \(actions.map { "\($0)".prefix(80) })")
+        // The vote goes out before the connection to node 2 is closed.
+        let voteAt = actions.firstIndex { if case .send(.election, NodeID(2)) = $0 { true } else { false } }
+        let closeAt = actions.firstIndex { if case .disconnect(NodeID(2), _, _) = $0 { true } else { false } }
+        if let voteAt, let closeAt { #expect(voteAt < closeAt) }
+    }
+}
