@@ -29,7 +29,16 @@ extension Election {
             return
         }
         if heartbeat.epoch > epoch {
+            // Already following `from` (re-elected without this node's vote): this heartbeat is
+            // contact too; else a closed-connection suspicion or a stale silence would outlive it.
+            let sameFollowed = role == .follower && primary == from
             enterEpoch(heartbeat.epoch, votedFor: nil, from: from, newPrimary: from, now: now)
+            if sameFollowed {
+                detector.heartbeat(now: now)
+                lastPrimaryContact = now
+                suspicion = nil
+                primaryConnectionClosedAt = nil
+            }
         } else if role == .primary {
             // Two primaries in one epoch cannot happen while votes are durable; keep serving and
             // say so loudly rather than trap on a peer's word.

@@ -85,3 +85,34 @@ import ShipLogProtocol
         #expect(cluster.violations.isEmpty)
     }
 }
+
+/// A heartbeat from the primary this node already follows, carrying a newer epoch (the primary
+/// was re-elected without this node's vote), is contact like any other: it must clear a
+/// closed-connection suspicion and count as hearing the primary.
+@Suite struct Review10bNewerEpochHeartbeatTests {
+    @Test func aNewerEpochHeartbeatFromTheSamePrimaryCountsAsContact() throws {
+        let configuration = ElectionConfiguration(voters: [NodeID(1), NodeID(2), NodeID(3)])
+        var follower = try Election(configuration: configuration, nodeID: NodeID(2), durable: .initial,
+                                    logEnd: LogEnd(nextOffset: 0, lastEpoch: nil), seed: 7, now: .zero)
+        _ = follower.start(now: .zero)
+        func beat(_ epoch: UInt64, at now: Duration) -> [Election.Action] {
+            follower.received(.heartbeat(.init(epoch: epoch, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: [NodeID(2), NodeID(3)])),
+                              from: NodeID(1), now: now)
+        }
+        _ = beat(1, at: .milliseconds(100))
+        _ = beat(1, at: .milliseconds(200))
+        _ = follower.peerDisconnected(NodeID(1), now: .milliseconds(250))
+        // Reconnected: the primary, re-elected in epoch 2 meanwhile, heartbeats in it.
+        _ = beat(2, at: .milliseconds(400))
+        var actions: [Election.Action] = []
+        var now = Duration.milliseconds(400)
+        for _ in 0..<19 {  // up to 495 ms: before the next heartbeat would be late
+            now += .milliseconds(5)
+            actions += follower.tick(now: now)
+        }
+        let suspected = actions.contains { if case .log(.primarySuspected) = $0 { true } else { false } }
+        let campaigned = actions.contains { if case .log(.campaignStarted) = $0 { true } else { false } }
+        #expect(!suspected && !campaigned, "suspected a primary heard \(now - .milliseconds(400)) ago")
+        #expect(follower.status(now: now).silentFor == now - .milliseconds(400))
+    }
+}

@@ -24,4 +24,23 @@ import Testing
         let closeAt = actions.firstIndex { if case .disconnect(NodeID(2), _, _) = $0 { true } else { false } }
         if let voteAt, let closeAt { #expect(voteAt < closeAt) }
     }
+
+    /// The other side: the switchover target campaigns at once (`timeoutNow`), leaving its
+    /// replication session with the old primary. Its vote request to that primary must go out
+    /// before the session's connection is closed.
+    @Test func theTargetsVoteRequestToItsOldPrimaryIsSent() {
+        var node = NodeMachineTests.machine(2)
+        _ = node.received(NodeMachineTests.frame(.heartbeat(.init(epoch: 1, commit: LogEnd(nextOffset: 0, lastEpoch: nil), ranking: []))),
+                          from: NodeID(1), now: .milliseconds(1))
+        #expect(node.followerReplicator != nil, "a session with node 1")
+        let actions = node.received(NodeMachineTests.frame(.timeoutNow(.init(epoch: 1))), from: NodeID(1), now: .milliseconds(2))
+        let requested = NodeMachineTests.sent(actions).contains { message, to in
+            if case .voteRequest(let request) = message { return to == NodeID(1) && !request.preVote && request.epoch == 2 }
+            return false
+        }
+        #expect(requested, "no vote request to node 1: \(actions.map { "\($0)".prefix(80) })")
+        let requestAt = actions.firstIndex { if case .send(.election, NodeID(1)) = $0 { true } else { false } }
+        let closeAt = actions.firstIndex { if case .disconnect(NodeID(1), _, _) = $0 { true } else { false } }
+        if let requestAt, let closeAt { #expect(requestAt < closeAt) }
+    }
 }

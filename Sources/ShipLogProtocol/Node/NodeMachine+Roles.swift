@@ -31,7 +31,17 @@ extension NodeMachine {
                 }
             case .becomeFollower(let epoch, let newPrimary):
                 if let current = session, current.primary != newPrimary || current.epoch != epoch {
-                    endSession(.staleEpoch, "now following \(newPrimary.map { "\($0)" } ?? "no primary") in epoch \(epoch)", now: now)
+                    if election.role == .candidate, case .leadershipTransfer(let from)? = election.campaign?.cause,
+                       from == current.primary {
+                        // A switchover target asks the primary it followed for its vote on this very
+                        // connection: only the session ends. That primary closes the connection when it
+                        // steps down, after its vote has gone out; closed from here, the vote would be
+                        // lost and the target would need a second round (a third voter down: no primary
+                        // meanwhile). What the old session still has in flight is ignored here.
+                        session = nil
+                    } else {
+                        endSession(.staleEpoch, "now following \(newPrimary.map { "\($0)" } ?? "no primary") in epoch \(epoch)", now: now)
+                    }
                 }
             case .stepDown(let reason):
                 paused = nil
