@@ -21,7 +21,10 @@ struct Review10bSwitchoverRaceTests {
         let others = cluster.ids.filter { $0 != primary }
         let (first, second) = (others[0], others[1])
         let node = cluster.node(primary)
-        _ = try await node.append([record(0)], mode: .sync(quorum: 2))
+        // Both followers in sync first (just after the election one may still be connecting).
+        try await waitUntil("an append both followers hold", timeout: .seconds(5)) {
+            (try? await node.append([record(0)], mode: .sync(quorum: 2))) != nil
+        }
         let cut = try #require(try cluster.node(second).running().cluster)
         try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
         _ = try await node.append([record(1)], mode: .sync(quorum: 1))

@@ -28,7 +28,9 @@ struct Review10bSwitchoverVoteTests {
         let primary = try #require(found)
         let others = cluster.ids.filter { $0 != primary }
         let (target, down) = (others[0], others[1])
-        _ = try await nodes[primary]!.append([record(0)], mode: .sync(quorum: 2))
+        try await waitUntil("an append both followers hold", timeout: .seconds(5)) {
+            (try? await nodes[primary]!.append([record(0)], mode: .sync(quorum: 2))) != nil
+        }
         try await nodes[down]!.stopAsCrash()
         nodes[down] = nil
         let epoch = try await nodes[primary]!.status().epoch
