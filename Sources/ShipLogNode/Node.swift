@@ -161,18 +161,8 @@ public final class Node: Sendable {
         let (primary, follower, client, delegate) = try await setUp.get()
         let server: any Channel
         do {
-            server = try await ServerBootstrap(group: loop)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(.writeBufferWaterMark, value: PipelineFactory.writeBufferWaterMark)
-                .childChannelOption(.recvAllocator, value: PipelineFactory.receiveAllocator)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try factory.install(on: channel, connection: ConnectionNumbers.next(), side: .listener,
-                                            allowedPeers: nil, delegate: delegate)
-                    }
-                }
-                .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+            server = try await factory.listen(on: loop, host: configuration.listenHost, port: configuration.listenPort,
+                                              delegate: delegate)
         } catch {
             try? await loop.submit { primary?.stop(); _ = follower?.stop() }.get()
             try? await log.close()

@@ -134,4 +134,20 @@ struct PipelineFactory: Sendable {
                         frameLimit: limit, maxFrameBytes: maxFrameBytes, handshakeTimeout: handshakeTimeout),
         ])
     }
+
+    /// Listens on `host:port` on `loop`, every accepted connection with this pipeline (the
+    /// peer proves itself in the handshake) and `delegate`.
+    func listen(on loop: any EventLoop, host: String, port: Int, delegate: any SessionDelegate) async throws -> any Channel {
+        try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try install(on: channel, connection: ConnectionNumbers.next(), side: .listener, allowedPeers: nil, delegate: delegate)
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
 }

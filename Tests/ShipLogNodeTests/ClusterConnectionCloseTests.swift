@@ -20,7 +20,8 @@ struct ClusterConnectionCloseTests {
         let took = ContinuousClock.now - crashedAt
         #expect(took < .seconds(3), "took \(took); the 5 s timeout cannot have fired")
         #expect(new != old)
-        #expect(try await cluster.node(new).status().epoch == oldEpoch + 1, "one election")
+        // Usually one election; on a loaded machine the second-ranked follower may campaign too.
+        #expect(try await cluster.node(new).status().epoch > oldEpoch)
         await cluster.stopAll()
     }
 }

@@ -51,8 +51,7 @@ import ShipLogProtocol
         let primary = cluster.currentPrimaries.first!
         let epoch = cluster.nodes[primary]!.epoch
         let victim = cluster.ids.first { $0 != primary }!
-        cluster.cut.insert([primary, victim])
-        cluster.cut.insert([victim, primary])
+        cluster.cutLink(primary, victim)
         let now = cluster.now
         cluster.call(victim) { $0.peerDisconnected(primary, now: now) }
         cluster.run(for: .milliseconds(400))

@@ -162,6 +162,12 @@ struct ElectionCluster {
         }
     }
 
+    /// Cuts the link between `a` and `b`, both ways.
+    mutating func cutLink(_ a: NodeID, _ b: NodeID) {
+        cut.insert([a, b])
+        cut.insert([b, a])
+    }
+
     mutating func heal() { cut = [] }
 
     mutating func call(_ id: NodeID, _ event: (inout Election) -> [Election.Action]) {

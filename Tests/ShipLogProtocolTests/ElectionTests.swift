@@ -43,8 +43,7 @@ import ShipLogProtocol
         let primary = cluster.currentPrimaries.first!
         let epoch = cluster.nodes[primary]!.epoch
         let victim = cluster.ids.first { $0 != primary }!
-        cluster.cut.insert([primary, victim])
-        cluster.cut.insert([victim, primary])
+        cluster.cutLink(primary, victim)
         cluster.run(for: .seconds(10))
         #expect(cluster.campaigned(victim), "it suspects and asks, but...")
         #expect(cluster.currentPrimaries == [primary])
@@ -62,8 +61,7 @@ import ShipLogProtocol
         let primary = cluster.currentPrimaries.first!
         let epoch = cluster.nodes[primary]!.epoch
         let victim = cluster.ids.first { $0 != primary }!
-        cluster.cut.insert([primary, victim])
-        cluster.cut.insert([victim, primary])
+        cluster.cutLink(primary, victim)
         cluster.run(for: .seconds(10))
         #expect(cluster.primaries.count > 1 || cluster.nodes[victim]!.epoch > epoch, "the control: the guard matters")
         #expect(cluster.violations.isEmpty)

@@ -86,18 +86,8 @@ extension Node {
             try await loop.submit { driver.start() }.get()
             let server: any Channel
             do {
-                server = try await ServerBootstrap(group: loop)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.writeBufferWaterMark, value: PipelineFactory.writeBufferWaterMark)
-                    .childChannelOption(.recvAllocator, value: PipelineFactory.receiveAllocator)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try factory.install(on: channel, connection: ConnectionNumbers.next(), side: .listener,
-                                                allowedPeers: nil, delegate: mesh)
-                        }
-                    }
-                    .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+                server = try await factory.listen(on: loop, host: configuration.listenHost, port: configuration.listenPort,
+                                                  delegate: mesh)
             } catch {
                 try? await loop.submit { driver.stop(abruptly: false) }.get().get()
                 throw NodeError.invalidConfiguration("cannot listen on \(configuration.listenHost):\(configuration.listenPort): \(error)")

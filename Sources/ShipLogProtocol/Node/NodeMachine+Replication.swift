@@ -44,7 +44,12 @@ extension NodeMachine {
                 break
             }
             translateFollower(session!.replicator.received(frame, now: now), now: now)
-        case .goodbye:
+        case .goodbye(let goodbye):
+            goodbyes[peer] = goodbye.reason
+            if goodbye.reason == .shutdown {
+                // A node stopping cleanly: if it is the primary, fail over now rather than after a timeout.
+                applyElection(election.peerDisconnected(peer, now: now), now: now)
+            }
             if primary != nil {
                 translatePrimary(primary!.received(frame, from: connection, now: now), now: now)
             } else if let current = session, current.primary == peer {

@@ -132,6 +132,7 @@ extension NodeMachine {
     mutating func linkDown(_ peer: NodeID, now: Duration) {
         guard let connection = links.removeValue(forKey: peer) else { return }
         peersByConnection[connection] = nil
+        goodbyes[peer] = nil
         if primary != nil {
             translatePrimary(primary!.connectionClosed(connection, now: now), now: now)
         }

@@ -34,6 +34,8 @@ public struct NodeMachine: Sendable {
     /// Connections up, by peer; each connection's number is unique over the machine's life.
     var links: [NodeID: ConnectionID] = [:]
     var peersByConnection: [ConnectionID: NodeID] = [:]
+    /// The reason of the goodbye each peer sent on its current connection, if it sent one.
+    var goodbyes: [NodeID: CloseReason] = [:]
     var nextConnection: UInt64 = 1
     var nextSession: UInt64 = 1
     /// Log writes handed to the shell and not reported yet, in order.
@@ -120,6 +122,7 @@ public struct NodeMachine: Sendable {
         run(now) { node in
             guard peer != node.nodeID, node.configuration.election.voters.contains(peer) else { return }
             if node.links[peer] != nil { node.linkDown(peer, now: now) }
+            node.goodbyes[peer] = nil
             let connection = ConnectionID(node.nextConnection)
             node.nextConnection += 1
             node.links[peer] = connection
@@ -133,8 +136,17 @@ public struct NodeMachine: Sendable {
     /// The connection to `peer` closed (either side, or the machine's own `.disconnect`).
     public mutating func peerDisconnected(_ peer: NodeID, now: Duration) -> [Action] {
         run(now) { node in
+            // The election hears of a connection that ended unannounced (a crash, a kill, the
+            // network): what a dead primary looks like (a clean shutdown it hears of from the
+            // goodbye). Not of one this node closed itself, nor of one whose peer said why (a
+            // primary stepping down says `notPrimary`: a new one is being elected, which a
+            // suspicion would race).
+            let closedByPeer = node.links[peer] != nil
+            let goodbye = node.goodbyes.removeValue(forKey: peer)
             node.linkDown(peer, now: now)
-            node.applyElection(node.election.peerDisconnected(peer, now: now), now: now)
+            if closedByPeer && goodbye == nil {
+                node.applyElection(node.election.peerDisconnected(peer, now: now), now: now)
+            }
         }
     }
 
