@@ -43,4 +43,25 @@ import Testing
         let closeAt = actions.firstIndex { if case .disconnect(NodeID(1), _, _) = $0 { true } else { false } }
         if let requestAt, let closeAt { #expect(requestAt < closeAt) }
     }
+
+    /// A switchover asked while the primary's own append is still being written: the target
+    /// matches the log end the election knows, but the write lands after `timeoutNow`, leaving
+    /// the target behind the primary (and the followers that get it): every voter refuses it,
+    /// the old primary has stepped down, and the cluster waits a whole election timeout with no
+    /// primary (Review10SwitchoverTests.switchoverRacingAppendsLosesNothingAcknowledged failed
+    /// so about one run in five). `timeoutNow` must wait for the primary's writes in flight.
+    @Test func noTimeoutNowWhileThePrimarysOwnWriteIsInFlight() {
+        var (node, _) = NodeMachineTests.elected()
+        let epoch = node.epoch
+        let now = Duration.seconds(10)
+        _ = node.received(NodeMachineTests.frame(.heartbeatResponse(.init(epoch: epoch, logEnd: node.log.end))),
+                          from: NodeID(2), now: now)
+        let appended = node.append(AppendID(1), mode: .async, now: now)
+        #expect(appended.contains { if case .writeAppend = $0 { true } else { false } })
+        let actions = node.transferLeadership(to: NodeID(2), now: now)
+        let timeoutNow = NodeMachineTests.sent(actions).contains { message, _ in
+            if case .timeoutNow = message { true } else { false }
+        }
+        #expect(!timeoutNow, "timeoutNow sent while the primary's own append is still being written")
+    }
 }

@@ -22,6 +22,14 @@ extension NodeMachine {
                 out.append(.persist(state))
             case .send(let message, let to):
                 guard links[to] != nil else { continue }
+                // A switchover's `timeoutNow` waits for this primary's own writes in flight: the
+                // election judged the target caught up against the log end it knows, and a write
+                // landing after it would leave the target behind every voter's log, refused by all
+                // (no primary until an election timeout). The election sends it again with its
+                // next heartbeat or the target's next ack.
+                if case .timeoutNow = message, logOps.contains(where: { if case .local = $0 { true } else { false } }) {
+                    continue
+                }
                 out.append(.send(.election(ElectionMessageCodec.encode(message)), to: to))
             case .becomePrimary:
                 // The replicator starts in `settle` once the log is idle.
