@@ -25,12 +25,16 @@ struct Review10bStatusTests {
             (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
         }
         nodes.fileSystems[target]!.failSyncs.withLock { $0 = true }
+        // The primary crashes: the target's next epoch (its own campaign's, or the winner's)
+        // cannot be written, and it stops taking part.
+        try await nodes.crash(old)
         var status = try await nodes.nodes[target]!.status()
-        for _ in 0..<5 where status.role != "failed" {
-            _ = try? await nodes.nodes[old]!.transferLeadership(to: target, timeout: .seconds(3))
+        try await waitUntil("the target to fail", timeout: .seconds(10)) {
             status = try await nodes.nodes[target]!.status()
+            return status.role == "failed"
         }
-        try #require(status.role == "failed", "\(status.role)")
+        let failure = status.election?.failure ?? ""
+        try #require(failure.contains(ElectionStateFile.fileName), "it failed for another reason: \(failure)")
         let directory = nodes.cluster.directory.sub("\(target.rawValue)")
         let onDisk = try ElectionStateStore(directory: directory, fileSystem: PosixFileSystem()).load()
         #expect(status.epoch == onDisk.epoch, "status shows epoch \(status.epoch); the ELECTION file holds \(onDisk.epoch)")
