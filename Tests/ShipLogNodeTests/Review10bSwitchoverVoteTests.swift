@@ -11,7 +11,9 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct Review10bSwitchoverVoteTests {
     @Test func aSwitchoverWithTheThirdVoterDownWinsInItsOwnCampaign() async throws {
-        let cluster = try await AutoCluster(heartbeat: .milliseconds(100), timeout: .seconds(2))
+        // Slow timings (a 600 ms campaign round, a 3 s election timeout): on a loaded machine two
+        // vote fsyncs must fit in the round, or even a delivered vote looks lost.
+        let cluster = try await AutoCluster(heartbeat: .milliseconds(300), timeout: .seconds(3))
         let lines = Review10LogLines()
         var nodes: [NodeID: Node] = [:]
         defer { let all = nodes; Task { for (_, node) in all { try? await node.stop() } } }
@@ -21,7 +23,7 @@ struct Review10bSwitchoverVoteTests {
             nodes[id] = node
         }
         var found: NodeID?
-        try await waitUntil("a primary", timeout: .seconds(10)) {
+        try await waitUntil("a primary", timeout: .seconds(20)) {
             for (id, node) in nodes where try await node.status().role == "primary" { found = id }
             return found != nil
         }
