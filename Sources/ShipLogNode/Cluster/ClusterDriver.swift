@@ -51,8 +51,9 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     /// The batches this node appended last as primary, shipped from memory to followers caught up.
     var recent = RecentBatches(maxBytes: 4 << 20)
     /// Switchovers asked for and not finished, by target. Each ends by what the machine says:
-    /// a refusal ends only its own (an impossible request must not cancel one under way), a
-    /// `transferStarted` for another target supersedes it, a new primary ends them all.
+    /// a refusal or an abort ends only its own (an impossible request must not cancel one under
+    /// way), a new primary ends them all (its own succeeds), else the caller's deadline. A later
+    /// request for another target does not end it: this one's `timeoutNow` may already be out.
     var transfers: [NodeID: (promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)] = [:]
     /// A `ship` waiting for its peer's connection to drain (the machine has one outstanding per peer).
     private var deferredShips: [NodeID: () -> Void] = [:]
