@@ -9,7 +9,7 @@ import Synchronization
 /// a `ReplicationCluster` (an embedded primary `Node`, a `shiplog serve` follower process) of
 /// its own, beside the network baselines of the same run (measured first if they have not run).
 final class ReplicationWorkloads {
-    static let workloads = ["replication-floor", "replicate-async", "replicate-sync", "catch-up"]
+    static let workloads = ["replication-floor", "nio-echo-rtt", "replicate-async", "replicate-sync", "catch-up"]
     static let recordBytes = 1024
     static let writers = 16
 
@@ -30,11 +30,16 @@ final class ReplicationWorkloads {
         self.reporter = reporter
         self.network = network
         records = Payload.generate(count: 1024, recordBytes: Self.recordBytes, seed: 9)
+        // For profiling one sync append (perf over a longer series): the figures' names stay.
+        if let appends = ProcessInfo.processInfo.environment["SHIPLOG_BENCH_SYNC_APPENDS"].flatMap(Int.init), appends > 0 {
+            latencyAppends = appends
+        }
     }
 
     func run(_ name: String) throws {
         switch name {
         case "replication-floor": try floor()
+        case "nio-echo-rtt": try nioEcho()
         case "replicate-async": try replicateAsync()
         case "replicate-sync": try replicateSync()
         case "catch-up": try catchUp()
@@ -107,6 +112,29 @@ final class ReplicationWorkloads {
                    note: "p50 of \(append.totalCount): one 1 KiB record through SegmentLog's async append from a task, LZ4, os")
         try report("replication-floor", "thread_handoff_round_trip_us", Double(handOff.valueAtPercentile(50)) / 1000, "us",
                    note: "p50 of \(handOff.totalCount): one thread wakes another with a semaphore and is woken back (two hand-offs)")
+    }
+
+    // MARK: nio-echo-rtt
+
+    /// The round trip through SwiftNIO on both sides (`NIOEcho`), against the blocking one of
+    /// `loopback-rtt`: what the mandated stack costs before any replication work is done.
+    func nioEcho() throws {
+        let (server, port) = try NIOEcho.startServer()
+        defer { server.stop() }
+        let trips = try NIOEcho.roundTrips(port: port, requestBytes: NetworkBaselines.requestBytes,
+                                           replyBytes: NetworkBaselines.replyBytes, count: 20_000)
+        let how = "request 1024 B, reply 32 B, 2 processes, 127.0.0.1, TCP_NODELAY; SwiftNIO server handler on one loop, "
+            + "SwiftNIO client channel on the singleton group"
+        let micro = { (h: Histogram<UInt64>, p: Double) in Double(h.valueAtPercentile(p)) / 1000 }
+        try report("nio-echo-rtt", "p50_latency_us", micro(trips.asyncCaller, 50), "us", baseline: "loopback-rtt-p50",
+                   note: "\(trips.asyncCaller.totalCount) trips; a task on the global executor hands the request to the loop "
+                       + "and awaits a continuation the loop resumes on the reply; \(how)")
+        try report("nio-echo-rtt", "p99_latency_us", micro(trips.asyncCaller, 99), "us", baseline: "loopback-rtt-p99",
+                   note: "the same trips")
+        try report("nio-echo-rtt", "p50_latency_loop_executor_us", micro(trips.loopExecutor, 50), "us", baseline: "loopback-rtt-p50",
+                   note: "\(trips.loopExecutor.totalCount) trips; the same task preferring the loop as executor (EventLoopTaskExecutor)")
+        try report("nio-echo-rtt", "p50_latency_loop_to_loop_us", micro(trips.loopToLoop, 50), "us", baseline: "loopback-rtt-p50",
+                   note: "\(trips.loopToLoop.totalCount) trips; NIO to NIO: the loop sends the next request from the reply's read")
     }
 
     // MARK: replicate-async

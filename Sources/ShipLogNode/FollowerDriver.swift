@@ -40,10 +40,16 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// runs, an append must queue behind it, not be written on the loop.
     private var logWorkInFlight = 0
     /// Frames written to the primary's channel by the actions being performed, flushed once
-    /// when the outermost `perform` ends: a frame's `received` ack and the `written` ack of
-    /// its on-loop append leave in one write, and the primary wakes once for both.
+    /// when the outermost `perform` ends: what a frame and its on-loop append answer leaves
+    /// in one write, and the primary wakes once for it.
     private var performDepth = 0
     private var flushNeeded = false
+    /// The last acknowledgement the machine asked for in this `perform`, not yet written. An ack
+    /// carries all three offsets, so the latest says everything the earlier ones did: a frame
+    /// appended on the loop sends one ack (`written`) instead of `received` then `written`,
+    /// and the primary decodes and evaluates one. Written before any other frame, so frames
+    /// keep their order, and at once where the ack must leave early (ack level `received`).
+    private var pendingAck: Frame?
     private let ackLevel: AckLevel
     /// A log write failed beyond what the machine handles: the client stops reconnecting.
     private(set) var failedLocally = false
@@ -88,7 +94,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     }
 
     func sessionAuthenticated(_ connection: ConnectionID, peer: NodeID, channel: any Channel) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             if stopped { channel.close(promise: nil); return }
             if connection == primaryCandidate {
                 primary = (connection, channel)
@@ -101,7 +107,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     }
 
     func sessionReceived(_ frame: Frame, from connection: ConnectionID) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             guard !stopped else { return }
             if let primary, primary.connection == connection {
                 if case .goodbye(let goodbye) = frame {
@@ -127,7 +133,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     }
 
     func sessionClosed(_ connection: ConnectionID) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             if let primary, primary.connection == connection {
                 self.primary = nil
                 if !stopped { perform(machine.disconnected(now: clock.now())) }
@@ -145,22 +151,33 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         performDepth += 1
         defer {
             performDepth -= 1
-            if performDepth == 0, flushNeeded {
-                flushNeeded = false
-                primary?.channel.flush()
+            if performDepth == 0 {
+                writePendingAck()
+                if flushNeeded {
+                    flushNeeded = false
+                    primary?.channel.flush()
+                }
             }
         }
         for action in actions {
             switch action {
             case .send(let frame):
                 guard let primary else { continue }
+                if case .ack = frame {
+                    pendingAck = frame
+                    continue
+                }
+                writePendingAck()
                 primary.channel.write(frame, promise: nil)
                 flushNeeded = true
             case .append(let batches):
                 // At ack level `received` the primary waits for the ack just written, not the write.
-                if ackLevel == .received, flushNeeded {
-                    flushNeeded = false
-                    primary?.channel.flush()
+                if ackLevel == .received {
+                    writePendingAck()
+                    if flushNeeded {
+                        flushNeeded = false
+                        primary?.channel.flush()
+                    }
                 }
                 if pendingAppends == 0, logWorkInFlight == 0, let outcome = Self.appendOnLoop(batches, to: log) {
                     switch outcome {
@@ -195,12 +212,22 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             case .close(let reason, let message):
                 // The machine repeats a close for each append that fails after it closed.
                 guard let primary, primary.channel.isActive else { continue }
+                writePendingAck()
                 logger.warning("closing connection to primary: \(message)", metadata: ["peer": "\(primaryID)", "reason": "\(reason)"])
                 metrics.closedConnection(reason: reason)
                 primary.channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: message)), promise: nil)
                 primary.channel.close(promise: nil)
             }
         }
+    }
+
+    /// Writes the held acknowledgement (unflushed) to the primary's connection, if there still is one.
+    private func writePendingAck() {
+        guard let ack = pendingAck else { return }
+        pendingAck = nil
+        guard let primary else { return }
+        primary.channel.write(ack, promise: nil)
+        flushNeeded = true
     }
 
     private func truncated(_ result: Result<LogEnd, any Error>, what: String) {

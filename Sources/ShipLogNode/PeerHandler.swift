@@ -4,12 +4,24 @@ import ShipLogProtocol
 
 /// What a node does with an authenticated connection. Called on the connection's event loop;
 /// the delegate hops to its state machine's loop (the same loop in `Node`, which binds every
-/// channel to it).
+/// channel to it, so the primary and follower drivers run these at once: `runNowOrExecute`).
+/// A delegate may be called re-entrantly: closing a channel from within a call fires
+/// `sessionClosed` before that call returns.
 protocol SessionDelegate: AnyObject, Sendable {
     func sessionAuthenticated(_ connection: ConnectionID, peer: NodeID, channel: any Channel)
     func sessionReceived(_ frame: Frame, from connection: ConnectionID)
     func sessionClosed(_ connection: ConnectionID)
     func sessionWritable(_ connection: ConnectionID)
+}
+
+extension EventLoop {
+    /// Runs `body` at once when called on this loop, else queues it (`execute`). The drivers'
+    /// session callbacks all come from channel handlers on the node's one loop, so they run
+    /// in the order the connection saw them either way; at once, each frame skips a queued
+    /// task (a lock, an allocation and a later turn of the loop) before its acknowledgement.
+    func runNowOrExecute(_ body: @escaping @Sendable () -> Void) {
+        if inEventLoop { body() } else { execute(body) }
+    }
 }
 
 /// One TCP connection between nodes (or from `shiplog status`): runs the `Handshake` first and

@@ -36,7 +36,8 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     private struct Ship { var from: UInt64; var maxBytes: Int; var epoch: UInt64; var commitOffset: UInt64 }
 
     private var sessions: [ConnectionID: Session] = [:]
-    private var waiting: [AppendID: (promise: EventLoopPromise<Void>, offsets: Range<UInt64>)] = [:]
+    /// Sync appends waiting for acknowledgements, completed from the loop (no promise between).
+    private var waiting: [AppendID: (wait: ReplicationWait, offsets: Range<UInt64>)] = [:]
     private var lastAppendID: UInt64 = 0
     /// The log end last reported to the machine; shipping never reads past it.
     private var reportedNextOffset: UInt64
@@ -145,12 +146,10 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
             if let stored { recent.insert(stored, first: offsets.lowerBound, nextOffset: offsets.upperBound) }
             noteAppendedSoon(nextOffset: offsets.upperBound)
             guard !stopped else { return wait.complete(.failure(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: ""))) }
-            // The promise's callback is registered here, on the loop: no hop from the task's thread.
-            let promise = loop.makePromise(of: Void.self)
-            promise.futureResult.whenComplete { wait.complete($0) }
+            // Registered here, on the loop, and completed there: no hop from the task's thread.
             lastAppendID += 1
             let id = AppendID(lastAppendID)
-            waiting[id] = (promise, offsets)
+            waiting[id] = (wait, offsets)
             perform(machine.awaitReplication(id, through: offsets.upperBound, mode: mode, now: clock.now()))
         }
         return wait
@@ -159,7 +158,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     // MARK: Connections
 
     func sessionAuthenticated(_ connection: ConnectionID, peer: NodeID, channel: any Channel) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             if stopped { channel.close(promise: nil); return }
             let isFollower = followerIDs.contains(peer)
             sessions[connection] = Session(channel: channel, peer: peer, isFollower: isFollower,
@@ -169,7 +168,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     }
 
     func sessionReceived(_ frame: Frame, from connection: ConnectionID) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             guard !stopped, let session = sessions[connection] else { return }
             switch frame {
             case .statusRequest:
@@ -192,14 +191,14 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     }
 
     func sessionClosed(_ connection: ConnectionID) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             guard let session = sessions.removeValue(forKey: connection), !stopped else { return }
             if session.isFollower { perform(machine.connectionClosed(connection, now: clock.now())) }
         }
     }
 
     func sessionWritable(_ connection: ConnectionID) {
-        loop.execute { [self] in
+        loop.runNowOrExecute { [self] in
             guard let ship = sessions[connection]?.deferredShip else { return }
             sessions[connection]?.deferredShip = nil
             startShip(connection, ship)
@@ -218,10 +217,10 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
                 startShip(connection, Ship(from: from, maxBytes: maxBytes, epoch: epoch, commitOffset: commitOffset))
             case .acknowledge(let id):
                 metrics.acknowledgements.increment()
-                waiting.removeValue(forKey: id)?.promise.succeed(())
+                waiting.removeValue(forKey: id)?.wait.complete(.success(()))
             case .fail(let id, let error):
-                if let (promise, offsets) = waiting.removeValue(forKey: id) {
-                    promise.fail(NodeError.replicationFailed(offsets: offsets, error, followers: followerSummary()))
+                if let (wait, offsets) = waiting.removeValue(forKey: id) {
+                    wait.complete(.failure(NodeError.replicationFailed(offsets: offsets, error, followers: followerSummary())))
                 }
             case .close(let connection, let reason, let message):
                 close(connection, reason: reason, message: message)
@@ -328,8 +327,9 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         perform(machine.stop(now: clock.now()))
         stopped = true
         ticker?.cancel()
-        for (_, waiter) in waiting { waiter.promise.fail(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary, followers: "")) }
+        let failed = waiting
         waiting = [:]
+        for (_, waiter) in failed { waiter.wait.complete(.failure(NodeError.replicationFailed(offsets: waiter.offsets, .notPrimary, followers: ""))) }
         for (_, session) in sessions { session.channel.close(promise: nil) }
         sessions = [:]
     }

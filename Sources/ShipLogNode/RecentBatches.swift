@@ -37,7 +37,15 @@ struct RecentBatches {
     /// `limit` or past, copied into one send buffer; nil unless the batch starting at `from` is here.
     func read(from: UInt64, maxBytes: Int, below limit: UInt64, allocator: ByteBufferAllocator) -> ShipRead? {
         guard let first = byFirstOffset[from], first.nextOffset <= limit else { return nil }
-        var read = ShipRead(from: from, allocator: allocator, capacity: min(maxBytes, bytes) + first.bytes.count)
+        // The exact size: a caught-up follower's ship is one small batch, and a buffer of
+        // `maxBytes` (1 MiB) for it cost a large malloc and free on every sync append.
+        var capacity = 0
+        var next = from
+        while capacity < maxBytes, next < limit, let batch = byFirstOffset[next], batch.nextOffset <= limit {
+            capacity += batch.bytes.count
+            next = batch.nextOffset
+        }
+        var read = ShipRead(from: from, allocator: allocator, capacity: capacity)
         while read.bytes < maxBytes, read.nextOffset < limit, let batch = byFirstOffset[read.nextOffset],
               batch.nextOffset <= limit {
             read.append(batch.bytes, batchNextOffset: batch.nextOffset)

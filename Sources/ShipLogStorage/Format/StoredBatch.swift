@@ -4,6 +4,15 @@ public struct StoredBatch: Sendable, Equatable {
     public private(set) var header: BatchHeader
     /// Header and payload, `header.totalBytes` long.
     public private(set) var bytes: [UInt8]
+    /// The CRC was checked against `bytes` (`init(bytes:)`) or computed over them (`seal`):
+    /// both are private(set), so it stays true. `SegmentLog`'s stored append skips its own
+    /// check then, so a replicated batch is checksummed once on the follower, not twice.
+    /// Not part of equality.
+    var checksumVerified = false
+
+    public static func == (lhs: StoredBatch, rhs: StoredBatch) -> Bool {
+        lhs.header == rhs.header && lhs.bytes == rhs.bytes
+    }
 
     /// Wraps bytes read from disk or received from a peer, checking the header's fields
     /// and the CRC. Throws `corruption` naming `file` and `position` when they fail.
@@ -28,6 +37,7 @@ public struct StoredBatch: Sendable, Equatable {
             throw LogError.corruption(file: file, position: position, offset: header.firstOffset,
                                       reason: "batch checksum mismatch")
         }
+        checksumVerified = true
     }
 
     /// Builds an unsealed batch from records: offset, epoch and timestamp are set by `seal`.
@@ -98,6 +108,7 @@ public struct StoredBatch: Sendable, Equatable {
             out.setLittleEndian(crc, at: 4)
         }
         self.header.crc = bytes.withUnsafeBytes { $0.getLittleEndian(at: 4) }
+        checksumVerified = true
     }
 
     public var checksumMatches: Bool {

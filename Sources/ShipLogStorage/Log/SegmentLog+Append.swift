@@ -46,7 +46,8 @@ extension SegmentLog {
 
     /// Checks a stored batch from another log into an append that keeps its header.
     func storedAppend(_ batch: StoredBatch, durability: Durability) throws -> LogRequest.Append {
-        guard batch.checksumMatches else {
+        // A batch made by `StoredBatch(bytes:)` was checked there (the follower's only check).
+        guard batch.checksumVerified || batch.checksumMatches else {
             throw LogError.corruption(file: "<stored batch>", position: 0, offset: batch.header.firstOffset,
                                       reason: "batch checksum mismatch")
         }
