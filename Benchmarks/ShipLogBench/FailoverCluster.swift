@@ -137,26 +137,49 @@ final class FailoverCluster {
     }
 }
 
-/// `count` distinct free TCP ports on 127.0.0.1: each bound to port 0 and closed again (a
-/// restart then binds the same port, with SO_REUSEADDR as NIO sets it).
+/// `count` distinct free TCP ports on 127.0.0.1, each bound and closed again (a restart then
+/// binds the same port, with SO_REUSEADDR as NIO sets it). Drawn below the kernel's ephemeral
+/// range: a port from it (port 0) can be taken, between a kill and the restart, as the source
+/// port of any outgoing connection on the machine, and the restart would fail with EADDRINUSE.
 func reserveLoopbackPorts(_ count: Int) throws -> [Int] {
     var sockets: [Int32] = []
     defer { for socket in sockets { close(socket) } }
     var ports: [Int] = []
-    for _ in 0..<count {
+    let candidates = 10_000..<max(10_001, ephemeralPortRangeStart())
+    var attempts = 0
+    while ports.count < count {
+        attempts += 1
+        guard attempts <= 1000 else {
+            throw NetworkError.system(call: "bind", errno: EADDRINUSE, context: "no free loopback port in \(candidates) after 1000 tries")
+        }
+        let port = Int.random(in: candidates)
+        guard !ports.contains(port) else { continue }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw NetworkError.system(call: "socket", errno: errno, context: "reserving a loopback port") }
-        sockets.append(fd)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0 else { throw NetworkError.system(call: "bind", errno: errno, context: "reserving a loopback port") }
-        let named = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        guard named == 0 else { throw NetworkError.system(call: "getsockname", errno: errno, context: "reserving a loopback port") }
-        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        if bound == 0 {
+            sockets.append(fd)
+            ports.append(port)
+        } else {
+            let error = errno
+            close(fd)
+            guard error == EADDRINUSE || error == EACCES else {
+                throw NetworkError.system(call: "bind", errno: error, context: "reserving loopback port \(port)")
+            }
+        }
     }
     return ports
+}
+
+/// The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range), 32768 if unreadable.
+func ephemeralPortRangeStart() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+          let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first, let start = Int(first)
+    else { return 32768 }
+    return start
 }

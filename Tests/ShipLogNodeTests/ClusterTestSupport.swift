@@ -8,16 +8,31 @@ import Synchronization
 
 /// Free loopback ports, found by binding them all at once and closing them again (a node binds
 /// its port with SO_REUSEADDR right after). Needed because every voter's address is configured
-/// before any node starts.
+/// before any node starts. Drawn below the kernel's ephemeral range: a port from it could be
+/// taken as the source port of some outgoing connection between a node's crash and its
+/// restart on the same port, which would then fail with "address already in use".
 func reserveLoopbackPorts(_ count: Int) async throws -> [Int] {
     var channels: [any Channel] = []
-    for _ in 0..<count {
-        channels.append(try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: 0).get())
+    defer { for channel in channels { channel.close(promise: nil) } }
+    var ephemeralStart = 32768
+    if let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+       let first = text.split(whereSeparator: \.isWhitespace).first, let start = Int(first) {
+        ephemeralStart = start
     }
+    let candidates = 10_000..<max(10_001, ephemeralStart)
+    for _ in 0..<1000 where channels.count < count {
+        let port = Int.random(in: candidates)
+        guard !channels.contains(where: { $0.localAddress?.port == port }) else { continue }
+        if let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: port).get() {
+            channels.append(channel)
+        }
+    }
+    guard channels.count == count else { throw NodeError.invalidConfiguration("no \(count) free loopback ports in \(candidates)") }
     let ports = channels.map { $0.localAddress!.port! }
     for channel in channels { try await channel.close() }
+    channels = []
     return ports
 }
 

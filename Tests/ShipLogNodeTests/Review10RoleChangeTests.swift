@@ -47,7 +47,8 @@ struct Review10RoleChangeTests {
         } catch NodeError.notPrimary(_, let primary) {
             #expect(primary == next)
         }
-        #expect(ContinuousClock.now - started < .milliseconds(200))
+        // At once: not after a sync timeout or an election (the margin is for a loaded machine).
+        #expect(ContinuousClock.now - started < .seconds(1))
         await cluster.stopAll()
     }
 }
