@@ -13,17 +13,8 @@ struct Review10AsyncLossTests {
     @Test func asyncAppendsOfAnIsolatedPrimaryAreReportedWhenDiscarded() async throws {
         let nodes = try await Review10Nodes()
         defer { Task { await nodes.stopAll() } }
-        try await nodes.startAll()
+        let old = try await nodes.startWithStreamingPrimary()
         let ids = nodes.cluster.ids
-        var primary: NodeID?
-        try await waitUntil("a primary") {
-            primary = await nodes.primary(among: ids)
-            return primary != nil
-        }
-        let old = try #require(primary)
-        try await waitUntil("a first sync append") {
-            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
-        }
         let isolated = try #require(try nodes.nodes[old]!.running().cluster)
         try await isolated.loop.submit { isolated.mesh.stop(abruptly: true) }.get()
         var lost: [Range<UInt64>] = []
@@ -38,6 +29,11 @@ struct Review10AsyncLossTests {
             next = candidate
             for i in 0..<5 { _ = try? await nodes.nodes[candidate]!.append([record(200 + i)], mode: .sync(quorum: 1)) }
             return true
+        }
+        // The others elect at once (its connections closed unannounced); it steps down only at
+        // its check-quorum, an election timeout after it last heard a majority.
+        try await waitUntil("the isolated primary to step down", timeout: .seconds(5)) {
+            try await nodes.nodes[old]!.status().role != "primary"
         }
         try await nodes.crash(old)
         try await nodes.start(old)

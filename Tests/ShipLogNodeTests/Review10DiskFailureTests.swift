@@ -12,18 +12,8 @@ struct Review10DiskFailureTests {
     @Test func aPrimaryWhoseFsyncFailsStopsAndAnotherNodeTakesOver() async throws {
         let nodes = try await Review10Nodes()
         defer { Task { await nodes.stopAll() } }
-        try await nodes.startAll()
+        let old = try await nodes.startWithStreamingPrimary()
         let ids = nodes.cluster.ids
-        var primary: NodeID?
-        try await waitUntil("a primary") {
-            primary = await nodes.primary(among: ids)
-            return primary != nil
-        }
-        let old = try #require(primary)
-        // A healthy append first, so the followers are streaming.
-        try await waitUntil("a first sync append") {
-            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
-        }
         nodes.fileSystems[old]!.failSyncs.withLock { $0 = true }
         await #expect(throws: (any Error).self) { try await nodes.nodes[old]!.append([record(1)], mode: .sync(quorum: 1)) }
         // Another node must become primary and acknowledge a sync append within a few seconds.
@@ -48,18 +38,8 @@ struct Review10DiskFailureTests {
     @Test func aNodeThatCannotPersistItsEpochStopsAndTheSwitchoverFails() async throws {
         let nodes = try await Review10Nodes()
         defer { Task { await nodes.stopAll() } }
-        try await nodes.startAll()
-        let ids = nodes.cluster.ids
-        var primary: NodeID?
-        try await waitUntil("a primary") {
-            primary = await nodes.primary(among: ids)
-            return primary != nil
-        }
-        let old = try #require(primary)
-        let target = ids.first { $0 != old }!
-        try await waitUntil("a first sync append") {
-            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
-        }
+        let old = try await nodes.startWithStreamingPrimary()
+        let target = nodes.cluster.ids.first { $0 != old }!
         nodes.fileSystems[target]!.failSyncs.withLock { $0 = true }
         // A switchover aborted because the target lagged (a loaded machine) persists nothing:
         // ask again, a bounded number of times, until the target was told to campaign.
@@ -72,7 +52,7 @@ struct Review10DiskFailureTests {
         try await waitUntil("the old primary to acknowledge again", timeout: .seconds(5)) {
             (try? await nodes.nodes[old]!.append([record(1)], mode: .sync(quorum: 1))) != nil
         }
-        #expect(await nodes.primary(among: ids) == old)
+        #expect(await nodes.primary(among: nodes.cluster.ids) == old)
         await nodes.stopAll()
     }
 }

@@ -5,11 +5,14 @@ import Metrics
 import ShipLogProtocol
 import ShipLogStorage
 import Synchronization
+import Testing
 
 /// A file system whose fsyncs can be made to fail (EIO) at a switch, for one node of a cluster.
 final class Review10FaultyFileSystem: FileSystem, @unchecked Sendable {
     let real = PosixFileSystem()
     let failSyncs = Mutex(false)
+    /// File fsyncs that went through (for group-commit checks).
+    let syncs = Mutex(0)
 
     func openFile(_ path: String, create: Bool) throws -> any StorageFile {
         Review10FaultyFile(real: try real.openFile(path, create: create), owner: self)
@@ -40,6 +43,7 @@ final class Review10FaultyFile: StorageFile, @unchecked Sendable {
     func sync() throws {
         if owner.failSyncs.withLock({ $0 }) { throw LogError.io(operation: "fsync", path: path, errno: EIO) }
         try real.sync()
+        owner.syncs.withLock { $0 += 1 }
     }
     func truncate(to bytes: Int64) throws { try real.truncate(to: bytes) }
     func preallocate(to bytes: Int64) throws { try real.preallocate(to: bytes) }
@@ -73,6 +77,23 @@ final class Review10Nodes: @unchecked Sendable {
     /// Every node's log lines and election counters, for tests that check what the operator is told.
     let lines = Review10LogLines()
     let metrics = Review10Metrics()
+
+    /// Starts every node, waits for a primary and for a first sync append through it (so the
+    /// followers are streaming), and returns the primary.
+    func startWithStreamingPrimary() async throws -> NodeID {
+        try await startAll()
+        let ids = cluster.ids
+        var primary: NodeID?
+        try await waitUntil("a primary") {
+            primary = await self.primary(among: ids)
+            return primary != nil
+        }
+        let old = try #require(primary)
+        try await waitUntil("a first sync append") {
+            (try? await self.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
+        }
+        return old
+    }
 
     @discardableResult
     func start(_ id: NodeID) async throws -> Node {

@@ -12,18 +12,8 @@ struct Review10bStatusTests {
     @Test func aNodeThatFailedToPersistAnEpochDoesNotShowIt() async throws {
         let nodes = try await Review10Nodes()
         defer { Task { await nodes.stopAll() } }
-        try await nodes.startAll()
-        let ids = nodes.cluster.ids
-        var primary: NodeID?
-        try await waitUntil("a primary") {
-            primary = await nodes.primary(among: ids)
-            return primary != nil
-        }
-        let old = try #require(primary)
-        let target = ids.first { $0 != old }!
-        try await waitUntil("a first sync append") {
-            (try? await nodes.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
-        }
+        let old = try await nodes.startWithStreamingPrimary()
+        let target = nodes.cluster.ids.first { $0 != old }!
         nodes.fileSystems[target]!.failSyncs.withLock { $0 = true }
         // The primary crashes: the target's next epoch (its own campaign's, or the winner's)
         // cannot be written, and it stops taking part.
