@@ -19,15 +19,16 @@ struct Review10SwitchoverTests {
         for target in [primary, NodeID(99), NodeID(4)] {
             let started = ContinuousClock.now
             do {
-                try await node.transferLeadership(to: target, timeout: .seconds(5))
+                try await node.transferLeadership(to: target, timeout: .seconds(20))
                 Issue.record("a switchover to \(target) succeeded")
             } catch ClusterError.switchoverRefused(let refused, _) {
                 #expect(refused == target)
             } catch {
                 Issue.record("a switchover to \(target) failed with \(error) instead of being refused")
             }
-            // At once: not after the caller's 5 s timeout (the margin is for a loaded machine).
-            #expect(ContinuousClock.now - started < .seconds(3), "refusing \(target) took \(ContinuousClock.now - started)")
+            // At once: not after the caller's 20 s timeout (the wide margin is for a loaded
+            // machine: 3.9 s was seen with the suite and two simulations sharing 2 cores).
+            #expect(ContinuousClock.now - started < .seconds(10), "refusing \(target) took \(ContinuousClock.now - started)")
             _ = try await node.append([record(1)], mode: .sync(quorum: 1))
         }
         do {
