@@ -11,7 +11,10 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct Review10AsyncLossTests {
     @Test func asyncAppendsOfAnIsolatedPrimaryAreReportedWhenDiscarded() async throws {
-        let nodes = try await Review10Nodes()
+        // A 2 s election timeout: the isolated primary must still be primary (check-quorum not
+        // yet fired) when it takes the async appends, also on a loaded machine; the others elect
+        // a new one as soon as its connections close.
+        let nodes = try await Review10Nodes(heartbeat: .milliseconds(100), timeout: .seconds(2))
         defer { Task { await nodes.stopAll() } }
         let old = try await nodes.startWithStreamingPrimary()
         let ids = nodes.cluster.ids
@@ -32,7 +35,7 @@ struct Review10AsyncLossTests {
         }
         // The others elect at once (its connections closed unannounced); it steps down only at
         // its check-quorum, an election timeout after it last heard a majority.
-        try await waitUntil("the isolated primary to step down", timeout: .seconds(5)) {
+        try await waitUntil("the isolated primary to step down", timeout: .seconds(10)) {
             try await nodes.nodes[old]!.status().role != "primary"
         }
         try await nodes.crash(old)

@@ -59,8 +59,9 @@ final class Review10Nodes: @unchecked Sendable {
     private let table = Mutex<[NodeID: Node]>([:])
     var nodes: [NodeID: Node] { table.withLock { $0 } }
 
-    init(voters: Int = 3, witnesses: Set<NodeID> = []) async throws {
-        cluster = try await AutoCluster(voters: voters, witnesses: witnesses)
+    init(voters: Int = 3, witnesses: Set<NodeID> = [], heartbeat: Duration = .milliseconds(50),
+         timeout: Duration = .milliseconds(300)) async throws {
+        cluster = try await AutoCluster(voters: voters, witnesses: witnesses, heartbeat: heartbeat, timeout: timeout)
         var systems: [NodeID: Review10FaultyFileSystem] = [:]
         for id in cluster.ids { systems[id] = Review10FaultyFileSystem() }
         fileSystems = systems
