@@ -12,8 +12,8 @@ final class Workloads {
     let batchRecords = 64
     /// With `--keep`, the large logs (tool, open, big) stay on disk for inspection too.
     let keepLogs: Bool
-    private var appendFsyncRate: Double?
-    private var appendedLogs: [String: [[[UInt8]]]] = [:]
+    var appendFsyncRate: Double?
+    var appendedLogs: [String: [[[UInt8]]]] = [:]
     /// The network baselines group (issue 9), and the baselines it measured for later workloads.
     let network: NetworkBaselines
     /// The replication workloads (issue 9), after the network baselines they are compared with.
@@ -62,29 +62,29 @@ final class Workloads {
         }
     }
 
-    private func records(bytes: Int, count: Int) throws -> [[UInt8]] {
+    func records(bytes: Int, count: Int) throws -> [[UInt8]] {
         if let payloadFile { return try Payload.load(file: payloadFile, recordBytes: bytes, count: count) }
         return Payload.generate(count: count, recordBytes: bytes)
     }
 
-    private func batches(_ records: [[UInt8]]) -> [[[UInt8]]] {
+    func batches(_ records: [[UInt8]]) -> [[[UInt8]]] {
         stride(from: 0, to: records.count, by: batchRecords).map { Array(records[$0..<min($0 + batchRecords, records.count)]) }
     }
 
-    private func options(_ compression: CompressionCodec, _ durability: Durability) -> LogOptions {
+    func options(_ compression: CompressionCodec, _ durability: Durability) -> LogOptions {
         var options = LogOptions()
         options.compression = compression
         options.durability = durability
         return options
     }
 
-    private func logPath(_ name: String) -> String { directory + "/" + name }
+    func logPath(_ name: String) -> String { directory + "/" + name }
 
-    private func removeLog(_ path: String) {
+    func removeLog(_ path: String) {
         if !keepLogs { try? FileManager.default.removeItem(atPath: path) }
     }
 
-    private func report(_ workload: String, _ figure: String, _ value: Double, _ unit: String,
+    func report(_ workload: String, _ figure: String, _ value: Double, _ unit: String,
                         _ baseline: String? = nil, _ baselineValue: Double? = nil) {
         reporter.report(Figure(workload: workload, figure: figure, value: value, unit: unit,
                                baseline: baseline, baselineValue: baselineValue))
@@ -133,7 +133,7 @@ final class Workloads {
     /// Writes back every dirty page on the machine, so that an fsync workload does not pay
     /// for the gigabytes an earlier workload left in the page cache (and its baseline,
     /// measured after it, does not get a quieter disk).
-    private func settle() { Glibc.sync() }
+    func settle() { Glibc.sync() }
 
     func appendFsync() throws {
         settle()
@@ -200,7 +200,7 @@ final class Workloads {
     }
 
     /// `context_switches_per_append` and `cpu_us_per_append` beside a baseline's.
-    private func reportUsage(_ workload: String, _ usage: UsagePerAppend, _ baseline: String, _ baselineUsage: UsagePerAppend) {
+    func reportUsage(_ workload: String, _ usage: UsagePerAppend, _ baseline: String, _ baselineUsage: UsagePerAppend) {
         report(workload, "context_switches_per_append", usage.contextSwitches, "switches", baseline, baselineUsage.contextSwitches)
         report(workload, "cpu_us_per_append", usage.cpuMicroseconds, "us", baseline, baselineUsage.cpuMicroseconds)
     }
@@ -264,115 +264,6 @@ final class Workloads {
         try? FileManager.default.removeItem(atPath: path)
         return (Double(threads * perThread) / seconds, UsagePerAppend(usage, appends: threads * perThread))
     }
-
-    // MARK: append-async-8
-
-    /// 8 tasks (a task group) appending one 1 KiB record at a time at `.fsync` through the
-    /// async API, 8 × 1,000 appends into a fresh log as `append-fsync-8` does, beside the same
-    /// appends from 8 threads through the blocking API: three rounds, threads then tasks, each
-    /// after sync(2) and into a fresh log, medians reported (usage per append as in
-    /// `append-os-8`, each figure's median on its own). While the tasks append, a ticker task
-    /// on the same cooperative pool sleeps 1 ms in a loop and records how late each sleep ends
-    /// (`ticker_lateness_p99_ms`, the median of the rounds' p99). Its baselines: the same
-    /// ticker while 8 tasks call the blocking append (2,000 appends in all, once), which holds
-    /// the pool's threads across each fdatasync, what the async API is for; and the ticker
-    /// alone for 0.5 s in each round, the lateness the machine itself adds.
-    func appendAsync8() throws {
-        let writers = 8
-        let perWriter = 1000
-        let record = try records(bytes: 1024, count: 1)[0]
-        var threadRounds: [AppendRound] = []
-        var taskRounds: [AppendRound] = []
-        var aloneRounds: [TickerLateness] = []
-        for round in 0..<3 {
-            settle()
-            threadRounds.append(try appendFsyncFromThreads(writers, perWriter, record, path: logPath("append-async-8-threads-\(round)")))
-            settle()
-            taskRounds.append(try appendFsyncFromTasks(writers, perWriter, record, asyncAPI: true, path: logPath("append-async-8-tasks-\(round)")))
-            aloneRounds.append(try runAsync { try await withTicker { try await Task.sleep(for: .milliseconds(500)) }.ticker })
-        }
-        settle()
-        let blocking = try appendFsyncFromTasks(writers, 250, record, asyncAPI: false, path: logPath("append-async-8-blocking"))
-        func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
-        func medianUsage(_ rounds: [AppendRound]) -> UsagePerAppend {
-            UsagePerAppend(contextSwitches: median(rounds.map(\.usage.contextSwitches)),
-                           cpuMicroseconds: median(rounds.map(\.usage.cpuMicroseconds)))
-        }
-        let threadsName = "append-fsync-8"
-        report("append-async-8", "appends_per_s", median(taskRounds.map(\.rate)), "appends/s", threadsName, median(threadRounds.map(\.rate)))
-        report("append-async-8", "appends_per_fdatasync", median(taskRounds.map(\.appendsPerSync)), "appends",
-               threadsName, median(threadRounds.map(\.appendsPerSync)))
-        reportUsage("append-async-8", medianUsage(taskRounds), threadsName, medianUsage(threadRounds))
-        let tickerP99 = median(taskRounds.map { $0.ticker!.p99Milliseconds })
-        let tickerTicks = median(taskRounds.map { Double($0.ticker!.ticks) })
-        let blockingName = "append-fsync-8-blocking-from-tasks"
-        report("append-async-8", "ticker_lateness_p99_ms", tickerP99, "ms", blockingName, blocking.ticker!.p99Milliseconds)
-        report("append-async-8", "ticker_lateness_p99_ms", tickerP99, "ms", "ticker-alone", median(aloneRounds.map(\.p99Milliseconds)))
-        report("append-async-8", "ticker_ticks", tickerTicks, "ticks", blockingName, Double(blocking.ticker!.ticks))
-    }
-
-    /// One measured round of `append-async-8`: the ticker's lateness when one ran.
-    private struct AppendRound {
-        var rate: Double
-        var appendsPerSync: Double
-        var usage: UsagePerAppend
-        var ticker: TickerLateness?
-    }
-
-    /// `threads × perThread` blocking appends of `record` at `.fsync` into a fresh log.
-    private func appendFsyncFromThreads(_ threads: Int, _ perThread: Int, _ record: [UInt8], path: String) throws -> AppendRound {
-        let log = try SegmentLog.open(directory: path, options: options(.lz4, .fsync))
-        let (seconds, usage) = measureUsage {
-            onThreads(threads) { _ in
-                for _ in 0..<perThread { try! log.append(record) }
-            }
-        }
-        let appends = threads * perThread
-        precondition(log.durableNextOffset == UInt64(appends))
-        let syncs = log.groupCommitSyncs
-        try log.close()
-        try? FileManager.default.removeItem(atPath: path)
-        return AppendRound(rate: Double(appends) / seconds, appendsPerSync: Double(appends) / Double(syncs),
-                           usage: UsagePerAppend(usage, appends: appends))
-    }
-
-    /// `tasks × perTask` appends of `record` at `.fsync` from a task group into a fresh log,
-    /// through the async API or (`asyncAPI: false`) the blocking one, with the 1 ms ticker
-    /// running meanwhile (its wake-ups are in the usage too: about one switch per tick).
-    private func appendFsyncFromTasks(_ tasks: Int, _ perTask: Int, _ record: [UInt8], asyncAPI: Bool, path: String) throws -> AppendRound {
-        let log = try SegmentLog.open(directory: path, options: options(.lz4, .fsync))
-        let (seconds, usage, ticker) = try runAsync {
-            var usage = ResourceUsage()
-            let (seconds, ticker) = try await withTicker {
-                let start = ResourceUsage.now()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for _ in 0..<tasks {
-                        group.addTask {
-                            if asyncAPI {
-                                for _ in 0..<perTask { try await log.append(record, durability: .fsync) }
-                            } else {
-                                // What a Swift developer wrote first: the blocking form, from a task.
-                                for _ in 0..<perTask { try Self.blockingAppend(log, record) }
-                            }
-                        }
-                    }
-                    try await group.waitForAll()
-                }
-                usage = ResourceUsage.now() - start
-            }
-            return (seconds, usage, ticker)
-        }
-        let appends = tasks * perTask
-        precondition(log.durableNextOffset == UInt64(appends))
-        let syncs = log.groupCommitSyncs
-        try log.close()
-        try? FileManager.default.removeItem(atPath: path)
-        return AppendRound(rate: Double(appends) / seconds, appendsPerSync: Double(appends) / Double(syncs),
-                           usage: UsagePerAppend(usage, appends: appends), ticker: ticker)
-    }
-
-    /// The blocking `append`: inside an async closure the call would pick the async overload.
-    private static func blockingAppend(_ log: SegmentLog, _ record: [UInt8]) throws { try log.append(record) }
 
     // MARK: replay
 
