@@ -16,6 +16,11 @@ import Synchronization
 ///   around its network round trip (one hop to the loop, one back);
 /// - `loopExecutor`: the same task, preferring the loop as its executor (`EventLoopTaskExecutor`);
 /// - `loopToLoop`: the event loop sends the next request from the reply's read: NIO to NIO, no task.
+///
+/// With `--write-file` the server pwrites every request to that file before it answers, and
+/// `appendsWithWrites` has the calling task pwrite each request to a file of its own before
+/// handing it to the loop: `replication-floor`'s two writes on the mandated stack, the least a
+/// replicated append through SwiftNIO from a task can cost, with no log, frame or state machine.
 struct NIOEchoServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nio-echo-server",
@@ -25,13 +30,21 @@ struct NIOEchoServerCommand: ParsableCommand {
     @Option(help: "Port on 127.0.0.1 (0: any free port).")
     var port: UInt16 = 0
 
+    @Option(help: "Pwrite every request to this file before answering.")
+    var writeFile: String?
+
     func run() throws {
+        var file: Int32 = -1
+        if let writeFile {
+            file = open(writeFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: writeFile) }
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOEchoServerHandler()) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOEchoServerHandler(file: file)) }
             }
             .bind(host: "127.0.0.1", port: Int(port)).wait()
         print("port \(channel.localAddress?.port ?? 0)")
@@ -42,14 +55,19 @@ struct NIOEchoServerCommand: ParsableCommand {
 }
 
 /// Reads the 8-byte `EchoServer.handshake`, then answers every `requestBytes` received with
-/// `replyBytes`, flushed once per read. Round trips only (no sink mode).
+/// `replyBytes`, flushed once per read. Round trips only (no sink mode). With a `file` (not -1)
+/// it pwrites the request bytes of each read there first, on the loop: page cache, no fsync.
 final class NIOEchoServerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    private let file: Int32
+    private var position: off_t = 0
     private var header: [UInt8] = []
     private var requestBytes = 0
     private var reply: ByteBuffer?
     private var received = 0
+
+    init(file: Int32) { self.file = file }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
@@ -62,6 +80,11 @@ final class NIOEchoServerHandler: ChannelInboundHandler {
             guard requestBytes > 0, requestBytes <= EchoServer.maxMessageBytes, replyBytes > 0,
                   replyBytes <= EchoServer.maxMessageBytes else { return context.close(promise: nil) }
             reply = context.channel.allocator.buffer(repeating: 0x6b, count: replyBytes)
+        }
+        if file >= 0, buffer.readableBytes > 0 {
+            let written = buffer.withUnsafeReadableBytes { pwrite(file, $0.baseAddress, $0.count, position) }
+            guard written == buffer.readableBytes else { return context.close(promise: nil) }
+            position += off_t(written)
         }
         received += buffer.readableBytes
         var replies = 0
@@ -115,8 +138,9 @@ enum NIOEcho {
         var loopToLoop: Histogram<UInt64>
     }
 
-    static func startServer() throws -> (ChildProcess, UInt16) {
-        let server = try ChildProcess(executable: try currentExecutablePath(), arguments: ["nio-echo-server", "--port", "0"],
+    static func startServer(writeFile: String? = nil) throws -> (ChildProcess, UInt16) {
+        let server = try ChildProcess(executable: try currentExecutablePath(),
+                                      arguments: ["nio-echo-server", "--port", "0"] + (writeFile.map { ["--write-file", $0] } ?? []),
                                       output: .pipe, name: "NIO echo server")
         let line = try server.readLine(timeout: .seconds(10))
         guard line.hasPrefix("port "), let port = UInt16(line.dropFirst(5)), port != 0 else {
@@ -128,20 +152,68 @@ enum NIOEcho {
 
     /// `count` timed round trips of each kind (after `warmUp` untimed ones) on one connection.
     static func roundTrips(port: UInt16, requestBytes: Int, replyBytes: Int, count: Int, warmUp: Int = 1000) throws -> Result {
-        let handler = NIOEchoClientHandler(replyBytes: replyBytes)
-        let channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
-            }
-            .connect(host: "127.0.0.1", port: Int(port)).wait()
-        defer { try? channel.close().wait() }
-        let loop = channel.eventLoop
-        try channel.writeAndFlush(channel.allocator.buffer(bytes: EchoServer.handshake(requestBytes: requestBytes,
-                                                                                        replyBytes: UInt32(replyBytes)))).wait()
-        let request = channel.allocator.buffer(repeating: 0x61, count: requestBytes)
+        let client = try Client(port: port, requestBytes: requestBytes, replyBytes: replyBytes)
+        defer { client.close() }
+        let asyncCaller = try blocking { try await client.series(count: count, warmUp: warmUp) }
+        let executor = EventLoopTaskExecutor(loop: client.loop)
+        let loopExecutor = try blocking {
+            try await withTaskExecutorPreference(executor) { try await client.series(count: count, warmUp: warmUp) }
+        }
+        let loopToLoop = try loopDriven(loop: client.loop, channel: client.channel, handler: client.handler, request: client.request,
+                                        total: warmUp + count, warmUp: warmUp)
+        return Result(asyncCaller: asyncCaller, loopExecutor: loopExecutor, loopToLoop: loopToLoop)
+    }
 
-        @Sendable func oneTrip() async throws {
+    /// `count` timed appends from a plain task (after `warmUp`), each a pwrite of the request to
+    /// `localFile` and then a round trip to a server started with `writeFile` (which pwrites it too).
+    /// With `onLoopExecutor` the task prefers the connection's loop as its executor (`Node.appendExecutor`'s way).
+    static func appendsWithWrites(port: UInt16, localFile: String, requestBytes: Int, replyBytes: Int, count: Int,
+                                  warmUp: Int = 1000, onLoopExecutor: Bool = false) throws -> Histogram<UInt64> {
+        let file = open(localFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: localFile) }
+        defer { close(file); unlink(localFile) }
+        let client = try Client(port: port, requestBytes: requestBytes, replyBytes: replyBytes)
+        defer { client.close() }
+        let record = [UInt8](repeating: 0x61, count: requestBytes)
+        let position = Atomic<Int64>(0)
+        @Sendable func series() async throws -> Histogram<UInt64> {
+            try await client.series(count: count, warmUp: warmUp) {
+                let at = position.add(Int64(requestBytes), ordering: .relaxed).oldValue
+                let written = record.withUnsafeBytes { pwrite(file, $0.baseAddress, requestBytes, off_t(at)) }
+                guard written == requestBytes else { throw NetworkError.system(call: "pwrite", errno: errno, context: localFile) }
+            }
+        }
+        guard onLoopExecutor else { return try blocking { try await series() } }
+        let executor = EventLoopTaskExecutor(loop: client.loop)
+        return try blocking { try await withTaskExecutorPreference(executor) { try await series() } }
+    }
+
+    /// One connection to an echo server, its handshake sent.
+    private struct Client: Sendable {
+        let handler: NIOEchoClientHandler
+        let channel: any Channel
+        let request: ByteBuffer
+        var loop: any EventLoop { channel.eventLoop }
+
+        init(port: UInt16, requestBytes: Int, replyBytes: Int) throws {
+            let handler = NIOEchoClientHandler(replyBytes: replyBytes)
+            channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                }
+                .connect(host: "127.0.0.1", port: Int(port)).wait()
+            self.handler = handler
+            request = channel.allocator.buffer(repeating: 0x61, count: requestBytes)
+            try channel.writeAndFlush(channel.allocator.buffer(bytes: EchoServer.handshake(requestBytes: requestBytes,
+                                                                                            replyBytes: UInt32(replyBytes)))).wait()
+        }
+
+        func close() { try? channel.close().wait() }
+
+        /// One request handed to the loop; the reply resumes the caller.
+        func trip() async throws {
+            let (loop, handler, channel, request) = (loop, handler, channel, request)
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 loop.execute {
                     handler.waiter = continuation
@@ -149,12 +221,16 @@ enum NIOEcho {
                 }
             }
         }
-        @Sendable func series() async throws -> Histogram<UInt64> {
+
+        /// `warmUp + count` trips from the calling task, each after `before`, the last `count` timed
+        /// (`before` included), bounded by 30 s.
+        func series(count: Int, warmUp: Int, before: () throws -> Void = {}) async throws -> Histogram<UInt64> {
             var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             let deadline = monotonicNanoseconds() + 30_000_000_000
             for i in 0..<(warmUp + count) {
                 let start = monotonicNanoseconds()
-                try await oneTrip()
+                try before()
+                try await trip()
                 let end = monotonicNanoseconds()
                 if i >= warmUp {
                     histogram.record(end - start)
@@ -163,12 +239,6 @@ enum NIOEcho {
             }
             return histogram
         }
-        let asyncCaller = try blocking { try await series() }
-        let executor = EventLoopTaskExecutor(loop: loop)
-        let loopExecutor = try blocking { try await withTaskExecutorPreference(executor) { try await series() } }
-        let loopToLoop = try loopDriven(loop: loop, channel: channel, handler: handler, request: request, total: warmUp + count,
-                                        warmUp: warmUp)
-        return Result(asyncCaller: asyncCaller, loopExecutor: loopExecutor, loopToLoop: loopToLoop)
     }
 
     /// The event loop sends each request from the previous reply's read, timing it there.
