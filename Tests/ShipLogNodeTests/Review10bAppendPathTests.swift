@@ -6,9 +6,9 @@ import Synchronization
 import Testing
 
 /// The loose end "the cluster append path does one pool round trip per append": with
-/// `durability: .fsync`, concurrent appends on an automatic-role primary each pay their own
-/// fdatasync, one after another on the log's line of operations (the fixed-role path shares one
-/// among appends that arrive together). Confirmed, not fixed: recorded as a known issue.
+/// `durability: .fsync`, concurrent appends on an automatic-role primary each paid their own
+/// fdatasync, one after another on the log's line of operations. Appends queued back to back
+/// now share a pool job and an fdatasync (`ClusterAppendGroup`), as on the fixed-role path.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct Review10bAppendPathTests {
     @Test func concurrentFsyncAppendsOnAClusterPrimaryShareFdatasyncs() async throws {
@@ -39,9 +39,7 @@ struct Review10bAppendPathTests {
             try await group.waitForAll()
         }
         let syncs = counter.syncs.withLock { $0 } - before
-        withKnownIssue("one fdatasync per append on the cluster path (ClusterDriver.writeAppend)") {
-            #expect(syncs < count / 2, "\(count) concurrent appends took \(syncs) fdatasyncs")
-        }
+        #expect(syncs < count / 2, "\(count) concurrent appends took \(syncs) fdatasyncs")
         for node in nodes { try await node.stop() }
     }
 }

@@ -226,12 +226,15 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         guard let logWork, let records = held.removeValue(forKey: id) else {
             preconditionFailure("writeAppend of \(id) without its records (a witness, or reported twice)")
         }
-        logWork.enqueue({ log in try ClusterLogWork.writeAppend(log, records, epoch: epoch, sync: sync) }) { [self] result, log in
+        let member = ClusterAppendGroup.Member(records: records, epoch: epoch,
+                                               sync: sync || logWork.log.options.durability == .fsync)
+        logWork.enqueueAppend(member, written: { [self] result in
+            if case .success(let written) = result, let stored = written.stored, machine.primary?.epoch == epoch {
+                recent.insert(stored, first: written.offsets.lowerBound, nextOffset: written.offsets.upperBound)
+            }
+        }) { [self] result, log in
             switch result {
             case .success(let written):
-                if let stored = written.stored, machine.primary?.epoch == epoch {
-                    recent.insert(stored, first: written.offsets.lowerBound, nextOffset: written.offsets.upperBound)
-                }
                 waiting[id]?.offsets = written.offsets
                 feed { $0.appendWritten(id, through: written.offsets.upperBound, log: log, now: $1) }
             case .failure(let error):

@@ -13,6 +13,9 @@ final class ClusterLogWork: @unchecked Sendable {
     private let pool: NIOThreadPool
     /// The tail of the line: each operation starts when the one before it ended.
     private var tail: EventLoopFuture<Void>
+    /// The appends at the tail of the line, while nothing else has been queued behind them and
+    /// their job has not started: a new append joins them (`enqueueAppend`).
+    private var openGroup: (group: ClusterAppendGroup, reports: AppendReports)?
 
     init(log: SegmentLog, loop: any EventLoop, pool: NIOThreadPool) {
         self.log = log
@@ -26,6 +29,7 @@ final class ClusterLogWork: @unchecked Sendable {
     func enqueue<T: Sendable>(_ work: @escaping @Sendable (SegmentLog) throws -> T,
                               report: @escaping (Result<T, any Error>, NodeLog) -> Void) {
         loop.preconditionInEventLoop()
+        openGroup = nil  // an append queued after this must not be written before it
         let (log, pool, loop) = (self.log, self.pool, self.loop)
         let done = tail.flatMap {
             pool.runIfActive(eventLoop: loop) { () -> (Result<T, any Error>, NodeLog) in
@@ -42,6 +46,41 @@ final class ClusterLogWork: @unchecked Sendable {
             }
         }
         tail = done.map { _ in }.recover { _ in }
+    }
+
+    /// Queues a `writeAppend` (the records as one batch in `member.epoch`, on disk first if
+    /// `member.sync`). It joins the appends queued right before it, if nothing else was queued
+    /// since and their job has not started, and shares their pool job and fdatasync
+    /// (`ClusterAppendGroup`). When the group is done, on the loop, `written` runs for every
+    /// member first (so the primary holds all their batches before shipping any), then `report`
+    /// for every member, in order, with the log as it stood after the whole group.
+    func enqueueAppend(_ member: ClusterAppendGroup.Member, written: @escaping (ClusterAppendGroup.Outcome) -> Void,
+                       report: @escaping (ClusterAppendGroup.Outcome, NodeLog) -> Void) {
+        loop.preconditionInEventLoop()
+        if let open = openGroup, let index = open.group.join(member) {
+            precondition(index == open.reports.items.count, "append group reports out of step with its members")
+            open.reports.items.append((written, report))
+            return
+        }
+        let group = ClusterAppendGroup()
+        let reports = AppendReports()
+        precondition(group.join(member) == 0)
+        reports.items.append((written, report))
+        enqueue({ log in ClusterAppendGroup.write(group.take(), to: log) }) { result, log in
+            let outcomes: [ClusterAppendGroup.Outcome] = switch result {
+            case .success(let outcomes): outcomes
+            case .failure(let error): reports.items.map { _ in .failure(error) }  // the pool was shut down
+            }
+            precondition(outcomes.count == reports.items.count, "an append group wrote \(outcomes.count) of \(reports.items.count)")
+            for (callbacks, outcome) in zip(reports.items, outcomes) { callbacks.written(outcome) }
+            for (callbacks, outcome) in zip(reports.items, outcomes) { callbacks.report(outcome, log) }
+        }
+        openGroup = (group, reports)
+    }
+
+    /// The callbacks of each member of a group, in order; only touched on the loop.
+    final class AppendReports {
+        var items: [(written: (ClusterAppendGroup.Outcome) -> Void, report: (ClusterAppendGroup.Outcome, NodeLog) -> Void)] = []
     }
 
     /// Completes once every operation queued so far has finished (so the log can be closed).
@@ -61,18 +100,6 @@ final class ClusterLogWork: @unchecked Sendable {
     }
 
     // MARK: The operations (on the pool)
-
-    /// `writeAppend`: the records as one batch in `epoch`; fdatasynced when `sync`. Returns the
-    /// offsets and the stored batch read back from the page cache (for shipping without a read).
-    static func writeAppend(_ log: SegmentLog, _ records: [[UInt8]], epoch: UInt64, sync: Bool) throws
-        -> (offsets: Range<UInt64>, stored: [UInt8]?) {
-        let durability: Durability = sync || log.options.durability == .fsync ? .fsync : .os
-        let offsets = try log.append(records, epoch: epoch, durability: durability)
-        var cursor = log.batches(from: offsets.lowerBound, bufferBytes: 16 << 10)
-        guard let batch = try? cursor.next(), batch.header.firstOffset == offsets.lowerBound,
-              batch.header.nextOffset == offsets.upperBound else { return (offsets, nil) }
-        return (offsets, batch.bytes)
-    }
 
     /// `appendBatches`: a primary's stored batches, each checked (CRC, contiguity) by the log.
     static func appendBatches(_ log: SegmentLog, _ batches: [[UInt8]]) throws {
