@@ -73,21 +73,32 @@ struct Review10SwitchoverTests {
         await cluster.stopAll()
     }
 
+    /// A started cluster whose primary (`node`) holds two records and one of whose followers
+    /// (`target`) has been cut off from everyone before the second: it is behind and cannot catch up.
+    func clusterWithACutOffFollower() async throws -> (cluster: AutoCluster, node: Node, primary: NodeID, target: NodeID) {
+        let cluster = try await AutoCluster()
+        do {
+            try await cluster.startAll()
+            let primary = try await cluster.waitForPrimary()
+            let target = cluster.ids.first { $0 != primary }!
+            let node = cluster.node(primary)
+            _ = try await node.append([record(0)], mode: .sync(quorum: 1))
+            let cut = try #require(try cluster.node(target).running().cluster)
+            try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
+            _ = try await node.append([record(1)], mode: .sync(quorum: 1))
+            return (cluster, node, primary, target)
+        } catch {
+            await cluster.stopAll()
+            throw error
+        }
+    }
+
     /// A switchover to a node that cannot catch up (cut off from everyone): appends meanwhile
     /// fail at once naming the target, the switchover fails after about an election timeout,
     /// and the primary takes appends again.
     @Test func switchoverToACutOffNodeFailsAndAppendsResume() async throws {
-        let cluster = try await AutoCluster()
+        let (cluster, node, _, target) = try await clusterWithACutOffFollower()
         defer { Task { await cluster.stopAll() } }
-        try await cluster.startAll()
-        let primary = try await cluster.waitForPrimary()
-        let target = cluster.ids.first { $0 != primary }!
-        let node = cluster.node(primary)
-        _ = try await node.append([record(0)], mode: .sync(quorum: 1))
-        let cut = try #require(try cluster.node(target).running().cluster)
-        try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
-        // The primary must have more than the target has, so the target is behind.
-        _ = try await node.append([record(1)], mode: .sync(quorum: 1))
         let started = ContinuousClock.now
         let handover = Task { try await node.transferLeadership(to: target, timeout: .seconds(5)) }
         var refusedNamingTarget = false
@@ -116,16 +127,8 @@ struct Review10SwitchoverTests {
     /// An impossible switchover asked for while one is under way is refused on its own: it
     /// must not end the one under way (which then ends as the machine decides).
     @Test func anImpossibleRequestDoesNotCancelTheSwitchoverUnderWay() async throws {
-        let cluster = try await AutoCluster()
+        let (cluster, node, primary, target) = try await clusterWithACutOffFollower()
         defer { Task { await cluster.stopAll() } }
-        try await cluster.startAll()
-        let primary = try await cluster.waitForPrimary()
-        let target = cluster.ids.first { $0 != primary }!
-        let node = cluster.node(primary)
-        _ = try await node.append([record(0)], mode: .sync(quorum: 1))
-        let cut = try #require(try cluster.node(target).running().cluster)
-        try await cut.loop.submit { cut.mesh.stop(abruptly: true) }.get()
-        _ = try await node.append([record(1)], mode: .sync(quorum: 1))
         let handover = Task { () -> String in
             do {
                 try await node.transferLeadership(to: target, timeout: .seconds(5))
