@@ -16,7 +16,7 @@ struct ShipLogBench: ParsableCommand {
             `network-baselines` names the group \(NetworkBaselines.workloads.joined(separator: ",")).
             Example: shiplog-bench --workloads append-128,replay --json
             """,
-        subcommands: [EchoServerCommand.self, ReplicaFloorCommand.self, NIOEchoServerCommand.self])
+        subcommands: [EchoServerCommand.self, ReplicaFloorCommand.self, NIOEchoServerCommand.self, CatchUpFloorReceiverCommand.self])
 
     @Option(help: "Comma-separated workloads to run (default: the quick suite).")
     var workloads: String = Workloads.quick.joined(separator: ",")

@@ -34,13 +34,13 @@ extension FollowerDriver {
     /// is a pwrite of at most `onLoopAppendBytesMax` bytes into the page cache, a bounded
     /// memcpy (the kernel's dirty-page throttling can slow it, as it slows any writer). Log
     /// work on the pool is never overtaken: this runs only when none is in flight.
-    static func appendOnLoop(_ batches: [[UInt8]], to log: SegmentLog) -> Result<LogEnd, any Error>? {
+    static func appendOnLoop(_ batches: [StoredBatch], to log: SegmentLog) -> Result<LogEnd, any Error>? {
         var bytes = 0
-        for batch in batches { bytes += batch.count }
+        for batch in batches { bytes += batch.bytes.count }
         guard bytes <= onLoopAppendBytesMax else { return nil }
         do {
-            let stored = try batches.map { try StoredBatch(bytes: $0) }
-            guard try log.appendWithoutWaiting(storedBatches: stored) != nil else { return nil }
+            // The machine checked each CRC; the log does not check it again.
+            guard try log.appendWithoutWaiting(storedBatches: batches) != nil else { return nil }
             return .success(logEnd(log))
         } catch {
             return .failure(error)

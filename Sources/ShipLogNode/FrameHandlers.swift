@@ -22,9 +22,16 @@ final class FrameLimit {
 /// Cuts the inbound byte stream into frames. It knows nothing of the byte layout: each call
 /// asks `FrameCodec` about the readable bytes, which also enforces the current frame limit from
 /// the header alone, so a length claiming gigabytes is refused before the body is awaited.
+///
+/// A `batches` frame that has not all arrived is taken batch by batch as it comes
+/// (`BatchesFrameAssembler`), every readable byte consumed: NIO then has no partial frame to
+/// keep, so it never gathers a catch-up frame's megabyte into one buffer (a copy and a fresh
+/// allocation per frame) before each batch is copied out of it.
 final class FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = Frame
     let limit: FrameLimit
+    /// The `batches` frame being taken, if one is.
+    private var assembling: BatchesFrameAssembler?
 
     init(maxFrameBytes: Int) { self.limit = FrameLimit(maxFrameBytes: maxFrameBytes) }
     init(limit: FrameLimit) { self.limit = limit }
@@ -32,6 +39,28 @@ final class FrameDecoder: ByteToMessageDecoder {
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         // Read on every call: the frame that authenticates the peer raises it for the next one.
         let maxFrameBytes = limit.maxFrameBytes
+        var failure: FrameError?
+        if assembling != nil {
+            let taken = buffer.withUnsafeReadableBytes { bytes -> Int in
+                do throws(FrameError) { return try assembling!.take(bytes) } catch { failure = error; return 0 }
+            }
+            if let failure { throw invalid(failure, &buffer) }
+            buffer.moveReaderIndex(forwardBy: taken)
+            guard assembling!.isComplete else { return .needMoreData }
+            let frame = assembling!.frame
+            assembling = nil
+            context.fireChannelRead(wrapInboundOut(.batches(frame)))
+            return .continue
+        }
+        let started = buffer.withUnsafeReadableBytes { bytes -> (assembler: BatchesFrameAssembler, consumed: Int)? in
+            do throws(FrameError) { return try FrameCodec.startBatches(bytes, maxFrameBytes: maxFrameBytes) } catch { failure = error; return nil }
+        }
+        if let failure { throw invalid(failure, &buffer) }
+        if let started {
+            buffer.moveReaderIndex(forwardBy: started.consumed)
+            assembling = started.assembler
+            return .continue
+        }
         let result = buffer.withUnsafeReadableBytes { FrameCodec.decode($0, maxFrameBytes: maxFrameBytes) }
         switch result {
         case .frame(let frame, let consumed):
@@ -41,10 +70,15 @@ final class FrameDecoder: ByteToMessageDecoder {
         case .needMoreBytes:
             return .needMoreData
         case .invalid(let error):
-            // The stream cannot be resynchronised after a bad frame: drop what is left.
-            buffer.moveReaderIndex(to: buffer.writerIndex)
-            throw FrameDecodingError(error: error)
+            throw invalid(error, &buffer)
         }
+    }
+
+    /// The stream cannot be resynchronised after a bad frame: drops what is left.
+    private func invalid(_ error: FrameError, _ buffer: inout ByteBuffer) -> FrameDecodingError {
+        assembling = nil
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        return FrameDecodingError(error: error)
     }
 
     func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {

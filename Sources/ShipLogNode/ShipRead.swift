@@ -33,6 +33,27 @@ struct ShipRead: Sendable {
         ends.append(BatchEnd(nextOffset: batchNextOffset, bytes: bytes + batch.count))
     }
 
+    /// Reads whole stored batches straight into the send buffer's free space (at most `room`
+    /// bytes) with `read`, which reports where each ends from the start of the space it was
+    /// given; nothing is copied again. What `read` wrote past the last whole batch is dropped.
+    mutating func fill(room: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> RawBatchRead) rethrows -> RawBatchRead {
+        precondition(room > 0, "a read of \(room) bytes")
+        let before = bytes
+        var result = RawBatchRead.batches([])
+        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { space in
+            result = try read(UnsafeMutableRawBufferPointer(rebasing: space[..<room]))
+            guard case .batches(let found) = result else { return 0 }
+            return found.last?.bytes ?? 0
+        }
+        if case .batches(let found) = result {
+            for end in found {
+                precondition(end.nextOffset > nextOffset, "batch ending at \(end.nextOffset) after \(nextOffset)")
+                ends.append(BatchEnd(nextOffset: end.nextOffset, bytes: before + end.bytes))
+            }
+        }
+        return result
+    }
+
     /// Keeps the batches a ship of `maxBytes` would have read (up to and including the first
     /// that reaches `maxBytes`, at least one): a read made ahead may hold more than the
     /// machine's next `ship` allows once the follower's in-flight bytes near their cap.
@@ -56,63 +77,49 @@ struct ShipRead: Sendable {
     }
 }
 
-/// Offset `offset` was asked for but a batch starts below it and holds it.
-struct NotABatchBoundary: Error, CustomStringConvertible {
-    var offset: UInt64; var batchStart: UInt64
-    var description: String { "offset \(offset) is not a batch boundary (the batch holding it starts at \(batchStart))" }
-}
-
-/// Reads one follower's stream for shipping, on a thread pool thread. It keeps its cursor
-/// from one read to the next, so consecutive ships read each segment front to back in large
-/// reads instead of locating their start and refilling a fresh buffer every time.
+/// Reads one follower's stream for shipping, on a thread pool thread. It keeps its place from
+/// one read to the next, so consecutive ships read each segment front to back, and reads the
+/// stored bytes straight into the send buffer (`RawBatchReader`): one pread per segment a ship
+/// touches, no copy per batch and no CRC check here. That is safe because the follower checks
+/// every batch's CRC before it writes it or acknowledges it (`FollowerReplicator`), and a
+/// corrupt batch closes its connection; the primary's own reads for clients still check.
 /// Used by one pool job at a time (the driver starts a read only after the last one ended,
 /// or gives up this reader for a new one).
 final class ShipReader: @unchecked Sendable {
-    /// The cursor's read size: a ship of 1 MiB takes one or two reads.
-    static let readBufferBytes = 1 << 20
     let log: SegmentLog
     let allocator: ByteBufferAllocator
-    private var cursor: BatchCursor?
-    /// A batch the cursor returned that the last read did not take (past its size or limit).
-    private var held: StoredBatch?
+    private var reader: RawBatchReader?
+    /// Reads per ship, at most: one per segment it spans, and two when the first batch is
+    /// larger than asked for (ships are ~1 MiB, segments far larger).
+    static let readsPerShipMax = 16
 
     init(log: SegmentLog, allocator: ByteBufferAllocator) {
         self.log = log
         self.allocator = allocator
     }
 
-    /// Whole batches from `from` (a batch boundary), about `maxBytes` (the last one may overshoot,
-    /// at least one when there is one), none reaching `limit` or past.
+    /// Whole batches from `from` (a batch boundary), up to `maxBytes` (at least one when there
+    /// is one, however large), none reaching `limit` or past.
     func read(from: UInt64, maxBytes: Int, below limit: UInt64) throws -> ShipRead {
-        var read = ShipRead(from: from, allocator: allocator, capacity: min(maxBytes, Self.readBufferBytes) + (64 << 10))
+        var read = ShipRead(from: from, allocator: allocator, capacity: maxBytes)
         guard from < limit else { return read }
-        if cursor == nil || (held?.header.firstOffset ?? cursor!.nextOffset) != from {
-            cursor = log.batches(from: from, bufferBytes: Self.readBufferBytes)
-            held = nil
-        }
+        if reader == nil || reader!.nextOffset != from { reader = RawBatchReader(log: log, from: from) }
         do {
-            while read.bytes < maxBytes {
-                let batch: StoredBatch
-                if let next = held {
-                    batch = next
-                    held = nil
-                } else if let next = try cursor!.next() {
-                    batch = next
-                } else {
-                    break
+            var room = maxBytes
+            for _ in 0..<Self.readsPerShipMax where room > 0 {
+                switch try read.fill(room: room, { try reader!.read(into: $0, below: limit) }) {
+                case .batches(let ends) where ends.isEmpty:
+                    return read
+                case .batches:
+                    room = maxBytes - read.bytes
+                case .needsBytes(let bytes):
+                    // Only a ship's first batch may exceed what it asked for.
+                    guard read.batchCount == 0 else { return read }
+                    room = bytes
                 }
-                if read.batchCount == 0, batch.header.firstOffset != from {
-                    throw NotABatchBoundary(offset: from, batchStart: batch.header.firstOffset)
-                }
-                guard batch.header.firstOffset == read.nextOffset, batch.header.nextOffset <= limit else {
-                    held = batch
-                    break
-                }
-                read.append(batch.bytes, batchNextOffset: batch.header.nextOffset)
             }
         } catch {
-            cursor = nil
-            held = nil
+            reader = nil
             throw error
         }
         return read

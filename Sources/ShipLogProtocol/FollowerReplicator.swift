@@ -5,9 +5,11 @@ import ShipLogStorage
 public struct FollowerReplicator: Sendable {
     public enum Action: Equatable, Sendable {
         case send(Frame)
-        /// Append these stored batches, in order, to the log with `.os` durability (the log
-        /// checks each CRC), then report `appended`. Appends are applied in the order given.
-        case append([[UInt8]])
+        /// Append these stored batches, in order, to the log with `.os` durability, then report
+        /// `appended`. Appends are applied in the order given. Each batch's CRC was checked
+        /// here (the `StoredBatch` remembers it), so the log does not check it again: the
+        /// follower checks every batch exactly once, before it is counted or written.
+        case append([StoredBatch])
         /// fdatasync the log, then report `synced`. At most one is outstanding.
         case sync
         /// Cut the log so its next offset is `toNextOffset`, then report `truncated`.
@@ -125,6 +127,8 @@ public struct FollowerReplicator: Sendable {
             knownEpoch = batches.epoch
             var next = received
             var lastEpoch = receivedEpoch
+            var checked: [StoredBatch] = []
+            checked.reserveCapacity(batches.batches.count)
             for (i, bytes) in batches.batches.enumerated() {
                 guard bytes.count >= Format.batchHeaderBytes,
                       case .success(let header) = bytes.withUnsafeBytes({ BatchHeader.decode($0) }),
@@ -139,20 +143,21 @@ public struct FollowerReplicator: Sendable {
                 }
                 // The CRC is checked here, before `received` counts the batch: at ack level
                 // `received` the ack below would otherwise vouch for bytes the log then refuses.
-                guard (try? StoredBatch(bytes: bytes)) != nil else {
+                guard let batch = try? StoredBatch(bytes: bytes) else {
                     return close(.corruptBatch, "batch \(i) of a batches frame (offsets \(header.firstOffset)..<\(header.nextOffset)) fails its CRC")
                 }
+                checked.append(batch)
                 next = header.nextOffset
                 lastEpoch = header.leaderEpoch
             }
             primaryCommitOffset = max(primaryCommitOffset, batches.commitOffset)
-            guard !batches.batches.isEmpty else { return [] }
+            guard !checked.isEmpty else { return [] }
             received = next
             receivedEpoch = lastEpoch
             appendsOutstanding += 1
             // The received ack goes first: a shell that appends synchronously reports `appended`
             // (and its written ack) before carrying out the next action.
-            return ackIfChanged() + [.append(batches.batches)]
+            return ackIfChanged() + [.append(checked)]
         case .heartbeat(let heartbeat):
             guard heartbeat.epoch >= knownEpoch else {
                 return close(.staleEpoch, "heartbeat from epoch \(heartbeat.epoch), known \(knownEpoch)")

@@ -190,7 +190,7 @@ struct Cluster {
                 if followers[i].connection != nil { followers[i].outbox.append(FrameCodec.encode(frame)) }
             case .append(let batches):
                 do {
-                    for batch in batches { try followers[i].log.append(batch) }
+                    for batch in batches { try followers[i].log.append(batch.bytes) }
                     apply(i, followers[i].replicator.appended(logEnd: followers[i].log.end, now: now))
                 } catch {
                     apply(i, followers[i].replicator.appendFailed("\(error)", now: now))

@@ -5,6 +5,8 @@ public protocol StorageFile: AnyObject, Sendable {
     var path: String { get }
     /// Writes all of `bytes` at `position`, or throws.
     func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws
+    /// Writes all of `parts`, back to back, at `position`, or throws (default: `write` of a copy).
+    func write(gathering parts: [[UInt8]], at position: Int64) throws
     /// Reads up to `buffer.count` bytes at `position`; fewer only at the end of the file.
     func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int
     /// Makes written data durable (fdatasync; F_FULLFSYNC on Apple platforms).
@@ -20,6 +22,16 @@ public protocol StorageFile: AnyObject, Sendable {
 }
 
 extension StorageFile {
+    /// Writes `parts` back to back from `position`, or throws: one write of several buffers
+    /// (a write group's batches) without first copying them into one. This default copies
+    /// them into one buffer and calls `write`; `PosixFile` uses pwritev instead.
+    public func write(gathering parts: [[UInt8]], at position: Int64) throws {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(parts.reduce(0) { $0 + $1.count })
+        for part in parts { bytes.append(contentsOf: part) }
+        try bytes.withUnsafeBytes { try write($0, at: position) }
+    }
+
     /// For files that know nothing of holes: all of the rest may hold data.
     public func dataRanges(from position: Int64) throws -> [Range<Int64>] {
         let size = try size()

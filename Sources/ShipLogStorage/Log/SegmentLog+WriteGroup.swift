@@ -118,6 +118,9 @@ extension SegmentLog {
         do {
             if group.pending.isEmpty, group.members.count == 1 {
                 try group.members[0].append!.batch.bytes.withUnsafeBytes { try group.file.write($0, at: group.position) }
+            } else if group.pending.isEmpty {
+                // The batches as they are, with one pwritev: no copy into one buffer first.
+                try group.file.write(gathering: group.members.map { $0.append!.batch.bytes }, at: group.position)
             } else {
                 var bytes = group.pending
                 for member in group.members { bytes.append(contentsOf: member.append!.batch.bytes) }
