@@ -7,8 +7,9 @@ extension PrimaryReplicator {
     }
 
     /// `awaitReplication` for appends that reached the shell together, in order: the same
-    /// actions as calling it for each in turn, with the waiters evaluated once instead of
-    /// once per append (16 concurrent appends cost 16 sweeps of up to 16 waiters before).
+    /// decisions as calling it for each in turn at the same `now` (the appends decided at once
+    /// come first, then one sweep of the waiters), instead of a sweep per append (16
+    /// concurrent appends cost 16 sweeps of up to 16 waiters before).
     public mutating func awaitReplication(_ appends: [(id: AppendID, through: UInt64, mode: ReplicationMode)],
                                           now: Duration) -> [Action] {
         var actions: [Action] = []
