@@ -34,6 +34,10 @@ final class ReplicationWorkloads {
         if let appends = ProcessInfo.processInfo.environment["SHIPLOG_BENCH_SYNC_APPENDS"].flatMap(Int.init), appends > 0 {
             latencyAppends = appends
         }
+        // The same for the 16-writer series (appends per writer).
+        if let appends = ProcessInfo.processInfo.environment["SHIPLOG_BENCH_SYNC_WRITER_APPENDS"].flatMap(Int.init), appends > 0 {
+            perWriter = appends
+        }
     }
 
     func run(_ name: String) throws {
