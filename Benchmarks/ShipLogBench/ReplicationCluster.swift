@@ -32,6 +32,12 @@ final class ReplicationCluster {
                                               clusterKey: key, role: .primary)
         configuration.replication.ackLevel = ackLevel
         configuration.replication.followers = [Self.followerID]
+        // Experiments only (the figures use the defaults): frame size and in-flight cap of catch-up.
+        let environment = ProcessInfo.processInfo.environment
+        if let bytes = environment["SHIPLOG_BENCH_SHIP_BYTES"].flatMap(Int.init) { configuration.replication.maxShipBytes = bytes }
+        if let bytes = environment["SHIPLOG_BENCH_IN_FLIGHT_BYTES"].flatMap(Int.init) {
+            configuration.replication.maxInFlightBytesPerFollower = bytes
+        }
         configuration.logOptions.durability = durability
         // The benchmark's table is on standard output; the node's notices would interleave with it.
         var logger = Logger(label: "shiplog-bench.primary")
