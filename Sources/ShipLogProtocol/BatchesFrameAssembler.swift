@@ -90,6 +90,13 @@ public struct BatchesFrameAssembler: Sendable {
                 currentBytes = 0
             }
         }
+        // Every byte of the frame taken and a batch still missing (a count above the batches
+        // sent): refused now, as the whole decode refuses it, not when the next frame's bytes
+        // come (a peer that sends nothing more would leave it waiting). A batch never ends
+        // past the frame (`startBatch`), so none is half taken here.
+        if taken == payloadBytes, batches.count < count {
+            throw error("batch \(batches.count)", "header needs 48 bytes, 0 left")
+        }
         // Bytes after the last batch are refused on the next take (they are not here yet).
         return at
     }

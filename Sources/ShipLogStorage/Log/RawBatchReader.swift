@@ -58,6 +58,7 @@ public struct RawBatchReader {
             var ends: [StoredBatchEnd] = []
             var at = 0
             var expected = nextOffset
+            var reachedLimit = false
             while at + Format.batchHeaderBytes <= count {
                 let header = try decodeHeader(UnsafeRawBufferPointer(rebasing: buffer[at..<at + Format.batchHeaderBytes]),
                                               file: file, position: position + Int64(at))
@@ -65,14 +66,29 @@ public struct RawBatchReader {
                     throw LogError.corruption(file: file.path, position: position + Int64(at), offset: header.firstOffset,
                                               reason: "offset gap: expected a batch starting at \(expected)")
                 }
-                guard header.nextOffset <= limit else { break }
+                guard header.nextOffset <= limit else { reachedLimit = true; break }
                 guard at + header.totalBytes <= count else {
+                    // Below the segment's limit lie whole batches only (the log publishes a
+                    // batch once all of it is written), so one running past it is damage: an
+                    // empty read here would look like the log's end, and the follower would
+                    // wait below it for ever (BatchCursor reports the same as corruption). The
+                    // whole batches before it go first; the next read starts at it and throws.
+                    if ends.isEmpty, position + Int64(at) + Int64(header.totalBytes) > segmentLimit {
+                        throw LogError.corruption(file: file.path, position: position + Int64(at), offset: header.firstOffset,
+                                                  reason: "batch of \(header.totalBytes) bytes runs past the segment's end at byte \(segmentLimit)")
+                    }
                     if ends.isEmpty, header.totalBytes > buffer.count { return .needsBytes(header.totalBytes) }
                     break
                 }
                 at += header.totalBytes
                 expected = header.nextOffset
                 ends.append(StoredBatchEnd(nextOffset: expected, bytes: at))
+            }
+            // A pread comes up short only at the file's end; with no truncation since (checked
+            // above), a file ending before the bytes the log published is damage too.
+            if !reachedLimit, ends.isEmpty, count < want {
+                throw LogError.corruption(file: file.path, position: position + Int64(count), offset: expected,
+                                          reason: "the segment file ends before the log's end at byte \(segmentLimit)")
             }
             if ends.isEmpty, at == 0, count < Format.batchHeaderBytes, buffer.count < Format.batchHeaderBytes, want > 0 {
                 return .needsBytes(Format.batchHeaderBytes)
