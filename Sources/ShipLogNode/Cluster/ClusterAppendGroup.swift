@@ -43,28 +43,27 @@ final class ClusterAppendGroup: Sendable {
     typealias Outcome = Result<(offsets: Range<UInt64>, stored: [UInt8]?), any Error>
 
     /// On the pool: writes every member at `.os` in order, then one fdatasync if any member needs
-    /// one. A failed fdatasync fails every member from the first that needed it on (had they run
-    /// one by one, each of those would have met the failed log), and the log refuses writes from
-    /// then on (`LogError.failed`), which stops the node.
+    /// one. A failed fdatasync fails every member: the log has cut itself back to its durable end,
+    /// so none of them is in it any more, and it refuses writes from then on (`LogError.failed`),
+    /// which stops the node.
     static func write(_ members: [Member], to log: SegmentLog) -> [Outcome] {
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(members.count)
-        var firstSynced: Int?
-        for (index, member) in members.enumerated() {
+        var needsSync = false
+        for member in members {
             do {
                 let offsets = try log.append(member.records, epoch: member.epoch, durability: .os)
                 outcomes.append(.success((offsets, nil)))
-                if member.sync, firstSynced == nil { firstSynced = index }
+                needsSync = needsSync || member.sync
             } catch {
                 outcomes.append(.failure(error))
             }
         }
-        if let firstSynced {
+        if needsSync {
             do {
                 try log.sync()
             } catch {
-                for index in firstSynced..<outcomes.count { outcomes[index] = .failure(error) }
-                return outcomes
+                return members.map { _ in .failure(error) }
             }
         }
         for index in outcomes.indices {
