@@ -19,8 +19,10 @@ protocol PeerMeshDelegate: AnyObject {
 
 /// One authenticated connection per peer over the existing handshake (`PipelineFactory`): of
 /// two voters the one with the lower id dials the other, reconnecting after a loss with a delay
-/// that doubles from `backoff.lowerBound` to `backoff.upperBound` (the first retry after an
-/// authenticated connection ends is immediate); the listener accepts. When a peer's newer
+/// that doubles from `backoff.lowerBound` to `backoff.upperBound`; the listener accepts. The
+/// delay starts over (the first retry is immediate) only after a connection that stayed up for
+/// at least `backoff.lowerBound`: a peer that authenticates a connection and drops it at once
+/// must not be redialled in a tight loop, each turn a handshake on both sides. When a peer's newer
 /// connection authenticates, the older one is closed (the peer restarted, or the old one is
 /// half-open). It decides nothing about roles. Confined to `loop`.
 final class PeerMesh: SessionDelegate, @unchecked Sendable {
@@ -40,6 +42,8 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
         var dialing = false
         var failures = 0
         var retry: Scheduled<Void>?
+        /// When the dialled connection authenticated (nil until it does).
+        var authenticatedAt: NIODeadline?
     }
     /// The connection reported to the driver, per peer.
     private var current: [NodeID: Link] = [:]
@@ -147,6 +151,11 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
                     dialers[peer]?.channel = channel
                     channel.closeFuture.whenComplete { [self] _ in
                         dialers[peer]?.channel = nil
+                        if let since = dialers[peer]?.authenticatedAt,
+                           NIODeadline.now() - since >= .nanoseconds(Int64(backoff.lowerBound.milliseconds * 1_000_000)) {
+                            dialers[peer]?.failures = 0
+                        }
+                        dialers[peer]?.authenticatedAt = nil
                         redial(peer, after: "the connection to \(peer) at \(address) closed")
                     }
                 case .failure(let error):
@@ -180,7 +189,7 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
                 delegate?.peerDisconnected(peer)
             }
             current[peer] = Link(connection: connection, channel: channel)
-            dialers[peer]?.failures = 0
+            if dialers[peer]?.channel === channel { dialers[peer]?.authenticatedAt = .now() }
             delegate?.peerConnected(peer)
         }
     }
