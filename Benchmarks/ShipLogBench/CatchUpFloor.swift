@@ -19,16 +19,7 @@ struct CatchUpFloorReceiverCommand: ParsableCommand {
     var dir: String
 
     func run() throws {
-        let (listener, bound) = try LoopbackSocket.listen(port: 0)
-        print("port \(bound)")
-        fflush(nil)
-        exitWhenStandardInputCloses()
-        try acceptConnections(on: listener, serverName: "catch-up floor on port \(bound)") { fd, number in
-            let path = dir + "/catch-up-floor-\(number).dat"
-            try? CatchUpFloor.receive(fd, path: path)
-            close(fd)
-            unlink(path)
-        }
+        try serveFloorConnections(name: "catch-up floor", directory: dir, filePrefix: "catch-up-floor", serve: CatchUpFloor.receive)
     }
 }
 

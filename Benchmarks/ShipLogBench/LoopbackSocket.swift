@@ -164,3 +164,21 @@ func acceptConnections(on listener: Int32, serverName: String, serve: @escaping 
         Thread.detachNewThread { serve(fd, number) }
     }
 }
+
+/// The body of a floor's receiving process (`replica-floor`, `catch-up-floor-receiver`): listens
+/// on a free loopback port and prints it, exits when the benchmark that started it closes its
+/// standard input (or dies), and serves each connection on a thread with a file of its own in
+/// `directory`, removed afterwards.
+func serveFloorConnections(name: String, directory: String, filePrefix: String,
+                           serve: @escaping @Sendable (Int32, String) throws -> Void) throws -> Never {
+    let (listener, bound) = try LoopbackSocket.listen(port: 0)
+    print("port \(bound)")
+    fflush(nil)
+    exitWhenStandardInputCloses()
+    try acceptConnections(on: listener, serverName: "\(name) on port \(bound)") { fd, number in
+        let path = directory + "/\(filePrefix)-\(number).dat"
+        try? serve(fd, path)
+        close(fd)
+        unlink(path)
+    }
+}

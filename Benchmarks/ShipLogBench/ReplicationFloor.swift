@@ -23,17 +23,7 @@ struct ReplicaFloorCommand: ParsableCommand {
     var dir: String
 
     func run() throws {
-        let (listener, bound) = try LoopbackSocket.listen(port: 0)
-        print("port \(bound)")
-        fflush(nil)
-        // Exits when the benchmark that started it closes its standard input (or dies).
-        exitWhenStandardInputCloses()
-        try acceptConnections(on: listener, serverName: "replica floor on port \(bound)") { fd, number in
-            let path = dir + "/replica-floor-\(number).dat"
-            try? ReplicationFloor.serve(fd, path: path)
-            close(fd)
-            unlink(path)
-        }
+        try serveFloorConnections(name: "replica floor", directory: dir, filePrefix: "replica-floor", serve: ReplicationFloor.serve)
     }
 }
 
