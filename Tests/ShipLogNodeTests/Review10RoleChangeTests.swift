@@ -47,8 +47,9 @@ struct Review10RoleChangeTests {
         } catch NodeError.notPrimary(_, let primary) {
             #expect(primary == next)
         }
-        // At once: not after a sync timeout or an election (the margin is for a loaded machine).
-        #expect(ContinuousClock.now - started < .seconds(1))
+        // At once, not after the 10 s sync timeout. The margin is for a loaded machine: 1.86 s was
+        // seen in a fresh-clone run near the suite's end, with two simulations at nice 19 beside it.
+        #expect(ContinuousClock.now - started < .seconds(4), "a follower took \(ContinuousClock.now - started) to refuse")
         await cluster.stopAll()
     }
 }
