@@ -37,7 +37,7 @@ extension Simulator {
                 }
                 enqueueDisk(index, .writeAppend(append, epoch: epoch, sync: sync))
             case .appendBatches(let batches):
-                enqueueDisk(index, .appendBatches(batches))
+                enqueueDisk(index, .appendBatches(batches.map(\.bytes)))
             case .truncateLog(let offset):
                 enqueueDisk(index, .truncate(offset))
             case .resetLog(let offset):

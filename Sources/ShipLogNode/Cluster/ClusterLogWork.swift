@@ -101,10 +101,11 @@ final class ClusterLogWork: @unchecked Sendable {
 
     // MARK: The operations (on the pool)
 
-    /// `appendBatches`: a primary's stored batches, each checked (CRC, contiguity) by the log.
-    static func appendBatches(_ log: SegmentLog, _ batches: [[UInt8]]) throws {
-        for bytes in batches {
-            _ = try log.append(storedBatch: try StoredBatch(bytes: bytes), durability: .os)
+    /// `appendBatches`: a primary's stored batches, their CRCs checked once by the machine's
+    /// replicator (the log checks contiguity and does not check a checked batch again).
+    static func appendBatches(_ log: SegmentLog, _ batches: [StoredBatch]) throws {
+        for batch in batches {
+            _ = try log.append(storedBatch: batch, durability: .os)
         }
     }
 

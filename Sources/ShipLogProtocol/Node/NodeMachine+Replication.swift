@@ -114,7 +114,7 @@ extension NodeMachine {
                 if links[current.primary] != nil { out.append(.send(frame, to: current.primary)) }
             case .append(let batches):
                 logOps.append(.batches(session: current.id))
-                out.append(.appendBatches(batches.map(\.bytes)))
+                out.append(.appendBatches(batches))
             case .sync:
                 syncs.append(current.id)
                 out.append(.syncLog)

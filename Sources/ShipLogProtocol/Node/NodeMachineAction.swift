@@ -17,9 +17,10 @@ extension NodeMachine {
         /// Primary: append the records of `id` as one batch with leader epoch `epoch`, fdatasync
         /// it when `sync` (ack level `durable`), then report `appendWritten` or `appendFailed`.
         case writeAppend(AppendID, epoch: UInt64, sync: Bool)
-        /// Follower: append these stored batches (the log checks each CRC) without fsync, then
+        /// Follower: append these stored batches (their CRCs already checked by the replicator;
+        /// the log checks contiguity) without fsync, then
         /// report `batchesAppended` or `batchesAppendFailed`.
-        case appendBatches([[UInt8]])
+        case appendBatches([StoredBatch])
         /// Cut the log so its next offset is at most `toNextOffset` (durably), then report `logCut`.
         case truncateLog(toNextOffset: UInt64)
         /// Empty the log and start it at `startingAt` (durably), then report `logCut`.
