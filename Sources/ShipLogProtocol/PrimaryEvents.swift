@@ -103,7 +103,7 @@ extension PrimaryReplicator {
             // Nothing was there although the view said so: wait for the log to grow before asking again.
             peer.waitingForAppend = true
         } else {
-            peer.inFlight.append(InFlight(endOffset: nextOffset, bytes: bytes))
+            peer.inFlight.append(InFlight(endOffset: nextOffset, bytes: bytes, reachedLogEnd: nextOffset >= log.nextOffset))
             peer.inFlightBytes += bytes
             peer.shippedNext = nextOffset
         }
@@ -116,9 +116,19 @@ extension PrimaryReplicator {
 
     /// Starts the next ship to `node` when flow control allows: one outstanding per follower,
     /// and in-flight bytes below the cap (a single batch may overshoot what is left of it).
-    mutating func ship(_ node: NodeID) -> [Action] {
+    ///
+    /// A follower that is caught up is shipped to ack-clocked (Nagle's rule for TCP): while the
+    /// last ship, which took the log to its end, is not acknowledged, appends wait and then go
+    /// out together in the next frame. Concurrent sync appends then share frames, acks and the
+    /// follower's writes, instead of costing both processes a frame, a log write and an ack each;
+    /// a lone writer loses nothing (its previous append was acknowledged before it appended).
+    /// A follower catching up gets full ships back to back, up to the in-flight cap. `tick`
+    /// ships regardless each heartbeat interval, so an ack that never comes (a follower that
+    /// lost a frame would see the next one out of order and close) holds nothing for longer.
+    mutating func ship(_ node: NodeID, ackClocked: Bool = true) -> [Action] {
         guard var peer = peers[node], let connection = peer.connection, peer.phase == .streaming,
-              !peer.shipOutstanding, !peer.waitingForAppend, peer.shippedNext < log.nextOffset else { return [] }
+              !peer.shipOutstanding, !peer.waitingForAppend, peer.shippedNext < log.nextOffset,
+              !(ackClocked && peer.awaitingTailAck) else { return [] }
         let room = configuration.maxInFlightBytesPerFollower - peer.inFlightBytes
         guard room > 0 else { return [] }
         peer.shipOutstanding = true
@@ -171,6 +181,7 @@ extension PrimaryReplicator {
             peers[node]!.lastHeartbeat = now
             actions.append(.send(.heartbeat(.init(epoch: epoch, commitOffset: commitOffset,
                                                   primaryNextOffset: log.nextOffset)), to: connection))
+            actions += ship(node, ackClocked: false)
         }
         return actions + evaluateWaiters(now: now)
     }

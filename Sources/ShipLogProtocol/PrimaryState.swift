@@ -49,6 +49,8 @@ struct AppendSample: Sendable {
 struct InFlight: Sendable {
     var endOffset: UInt64
     var bytes: Int
+    /// The ship took the log up to its end: the follower was caught up when it was sent.
+    var reachedLogEnd: Bool
 }
 
 extension PrimaryReplicator {
@@ -102,6 +104,11 @@ extension PrimaryReplicator {
                 inFlightHead = 0
             }
             precondition(inFlightBytes >= 0, "in-flight bytes went negative")
+        }
+
+        /// The newest unacknowledged ship took the log to its end (see `ship(_:)`).
+        var awaitingTailAck: Bool {
+            inFlightHead < inFlight.count && inFlight[inFlight.count - 1].reachedLogEnd
         }
     }
 

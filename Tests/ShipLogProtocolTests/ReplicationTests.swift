@@ -91,12 +91,17 @@ import Testing
             for _ in 0..<6 { cluster.append(records: 2) }
             cluster.advance(.milliseconds(150))
             var inbox = cluster.followers[0].inbox
-            #expect(inbox.count >= 2)
+            // The first ship, then (after the heartbeat ships regardless) the rest of the backlog.
+            let ships = inbox.indices.filter { i in
+                if case .frame(.batches, _) = FrameCodec.decode(inbox[i], maxFrameBytes: config.maxFrameBytes) { return true }
+                return false
+            }
+            #expect(ships.count >= 2)
             switch fault {
-            case 0: inbox.insert(inbox[0], at: 1)                          // duplicate
-            case 1: inbox.swapAt(0, 1)                                     // reorder
-            case 2: inbox.remove(at: 0)                                    // drop
-            case 3: inbox[0].removeLast(5)                                 // cut short
+            case 0: inbox.insert(inbox[ships[0]], at: ships[0] + 1)        // duplicate
+            case 1: inbox.swapAt(ships[0], ships[1])                       // reorder
+            case 2: inbox.remove(at: ships[0])                             // drop
+            case 3: inbox[ships[0]].removeLast(5)                          // cut short
             default: cluster.connect(0)                                    // reconnect mid-stream
             }
             if fault < 4 { cluster.followers[0].inbox = inbox }
@@ -144,6 +149,54 @@ import Testing
         }
     }
 
+    /// A caught-up follower is shipped ack-clocked: appends made while the last ship is
+    /// unacknowledged go out together in one frame when its ack arrives, and every sync append
+    /// among them is acknowledged by that one round trip.
+    @Test func appendsWhileATailShipIsUnacknowledgedShareTheNextFrame() throws {
+        var cluster = Cluster(configuration: ReplicationConfiguration(), followerLogs: [ModelLog()])
+        cluster.connectAll()
+        cluster.settle()
+        cluster.append(records: 1)
+        cluster.await(1, mode: .sync(quorum: 1))
+        #expect(cluster.followers[0].inbox.count == 1)
+        for id in 2...6 {
+            cluster.append(records: 1)
+            cluster.await(UInt64(id), mode: .sync(quorum: 1))
+        }
+        #expect(cluster.followers[0].inbox.count == 1, "held while the first ship is unacknowledged")
+        // The first frame and its ack: the five held appends leave in one frame.
+        cluster.deliver(0, toFollower: true)
+        while cluster.deliver(0, toFollower: false) {}  // its received and written acks
+        #expect(cluster.acknowledged == [AppendID(1)])
+        #expect(cluster.followers[0].inbox.count == 1)
+        guard case .frame(.batches(let held), _) = FrameCodec.decode(cluster.followers[0].inbox[0], maxFrameBytes: 1 << 20) else {
+            Issue.record("expected a batches frame"); return
+        }
+        #expect(held.batches.count == 5)
+        cluster.run()
+        #expect(Set(cluster.acknowledged) == Set((1...6).map { AppendID(UInt64($0)) }))
+        #expect(cluster.followersMatchPrimary())
+    }
+
+    /// A follower behind gets full ships back to back (pipelined up to the in-flight cap), not
+    /// one per round trip: only a ship that reached the log's end holds the next.
+    @Test func aFollowerBehindIsShippedWithoutWaitingForAcks() {
+        var config = ReplicationConfiguration()
+        let batchBytes = makeBatch(first: 0, epoch: 1, records: 2).count
+        config.maxShipBytes = batchBytes * 2
+        var primaryLog = ModelLog()
+        for _ in 0..<8 { primaryLog.append(epoch: 1, records: 2) }
+        var cluster = Cluster(configuration: config, primaryLog: primaryLog, followerLogs: [ModelLog()])
+        cluster.connectAll()
+        cluster.deliver(0, toFollower: false)  // follow
+        cluster.deliver(0, toFollower: true)   // follow reply
+        cluster.followers[0].stalled = true
+        #expect(cluster.followers[0].inbox.count == 4, "four ships of two batches without an ack")
+        cluster.followers[0].stalled = false
+        cluster.run()
+        #expect(cluster.followersMatchPrimary())
+    }
+
     /// A stalled follower: in-flight bytes stay within the cap while the primary appends 1000 batches.
     @Test func flowControlBoundsInFlightBytes() {
         var config = ReplicationConfiguration()
@@ -156,9 +209,13 @@ import Testing
         cluster.followers[0].stalled = true
         for _ in 0..<1000 { cluster.append(records: 2) }
         let node = cluster.followers[0].node
+        // Ack-clocked: the first ship took the log to its end, and nothing more goes out while
+        // it is unacknowledged, until the heartbeat ships regardless (then the backlog streams).
+        #expect(cluster.followers[0].inbox.count == 1)
+        cluster.advance(config.heartbeatInterval + .milliseconds(1))
         #expect(cluster.maxInFlight[node]! <= config.maxInFlightBytesPerFollower)
         #expect(cluster.primary.peers[node]!.inFlightBytes == config.maxInFlightBytesPerFollower)
-        #expect(cluster.followers[0].inbox.count <= 10)
+        #expect(cluster.followers[0].inbox.count <= 12)  // ships and a heartbeat
         // Released, it catches up from the log, still within the cap.
         cluster.followers[0].stalled = false
         cluster.run()
