@@ -106,6 +106,12 @@ final class NIOEchoClientHandler: ChannelInboundHandler, @unchecked Sendable {
     private var received = 0
     /// The task waiting for the next reply (`asyncCaller`, `loopExecutor`).
     var waiter: CheckedContinuation<Void, any Error>?
+    /// Concurrent callers in the order their requests were written (`concurrentAppendsWithWrites`):
+    /// the server answers in order, so each reply resumes the oldest.
+    var queue: [CheckedContinuation<Void, any Error>] = []
+    private var queueHead = 0
+    /// A flush is queued on the loop for requests written since the last one.
+    var flushScheduled = false
     /// The loop-driven step run on each reply (`loopToLoop`).
     var onReply: (() -> Void)?
 
@@ -118,6 +124,11 @@ final class NIOEchoClientHandler: ChannelInboundHandler, @unchecked Sendable {
             if let waiter {
                 self.waiter = nil
                 waiter.resume()
+            } else if queueHead < queue.count {
+                let next = queue[queueHead]
+                queueHead += 1
+                if queueHead == queue.count { (queue, queueHead) = ([], 0) }
+                next.resume()
             } else {
                 onReply?()
             }
@@ -127,6 +138,8 @@ final class NIOEchoClientHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         waiter?.resume(throwing: NetworkError.closed(context: "the NIO echo server closed the connection"))
         waiter = nil
+        for caller in queue[queueHead...] { caller.resume(throwing: NetworkError.closed(context: "the NIO echo server closed the connection")) }
+        (queue, queueHead) = ([], 0)
         context.fireChannelInactive()
     }
 }
@@ -188,6 +201,43 @@ enum NIOEcho {
         return try blocking { try await withTaskExecutorPreference(executor) { try await series() } }
     }
 
+    /// Appends/s of `writers` plain tasks, each doing `perWriter` appends (after 50 untimed ones
+    /// each): a pwrite of the request to `localFile`, then a round trip on one shared connection
+    /// to a server started with `writeFile`. Requests that reach the loop together share one
+    /// flush, and the server pwrites each read's requests at once: the batching a replicated
+    /// append may use, with nothing else (`replicate-sync`'s 16-writer floor on SwiftNIO).
+    static func concurrentAppendsWithWrites(port: UInt16, localFile: String, requestBytes: Int, replyBytes: Int,
+                                            writers: Int, perWriter: Int) throws -> Double {
+        let file = open(localFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: localFile) }
+        defer { close(file); unlink(localFile) }
+        let client = try Client(port: port, requestBytes: requestBytes, replyBytes: replyBytes)
+        defer { client.close() }
+        let record = [UInt8](repeating: 0x61, count: requestBytes)
+        final class Position: Sendable { let next = Atomic<Int64>(0) }
+        let position = Position()
+        let run: @Sendable (Int) async throws -> Void = { count in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<writers {
+                    group.addTask {
+                        for _ in 0..<count {
+                            let at = position.next.add(Int64(requestBytes), ordering: .relaxed).oldValue
+                            let written = record.withUnsafeBytes { pwrite(file, $0.baseAddress, requestBytes, off_t(at)) }
+                            guard written == requestBytes else { throw NetworkError.system(call: "pwrite", errno: errno, context: localFile) }
+                            try await client.queuedTrip()
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try blocking { try await run(50) }
+        let start = monotonicNanoseconds()
+        try blocking { try await run(perWriter) }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        return Double(writers * perWriter) / seconds
+    }
+
     /// One connection to an echo server, its handshake sent.
     private struct Client: Sendable {
         let handler: NIOEchoClientHandler
@@ -218,6 +268,27 @@ enum NIOEcho {
                 loop.execute {
                     handler.waiter = continuation
                     channel.writeAndFlush(request, promise: nil)
+                }
+            }
+        }
+
+        /// One request among concurrent callers: written on the loop, flushed once with the others
+        /// that reach the loop in the same turn; the reply resumes the caller in FIFO order.
+        func queuedTrip() async throws {
+            let (loop, handler, channel, request) = (loop, handler, channel, request)
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                loop.execute {
+                    guard channel.isActive else {
+                        return continuation.resume(throwing: NetworkError.closed(context: "the NIO echo connection closed"))
+                    }
+                    handler.queue.append(continuation)
+                    channel.write(request, promise: nil)
+                    guard !handler.flushScheduled else { return }
+                    handler.flushScheduled = true
+                    loop.execute {
+                        handler.flushScheduled = false
+                        channel.flush()
+                    }
                 }
             }
         }

@@ -88,5 +88,16 @@ extension ReplicationWorkloads {
                                                    replyBytes: NetworkBaselines.replyBytes, count: 20_000, onLoopExecutor: true)
         try report("nio-echo-rtt", "p50_latency_with_writes_loop_executor_us", micro(onLoop, 50), "us", baseline: "loopback-rtt-p50",
                    note: "\(onLoop.totalCount) appends; the same from a task preferring the loop as executor")
+        let rate = try NIOEcho.concurrentAppendsWithWrites(port: port, localFile: root + "/client-16.dat",
+                                                           requestBytes: NetworkBaselines.requestBytes,
+                                                           replyBytes: NetworkBaselines.replyBytes,
+                                                           writers: Self.writers, perWriter: perWriter)
+        values["nio-replication-floor-16-writers"] = rate
+        let many = "\(Self.writers) plain tasks × \(perWriter) appends: pwrite 1 KiB to a local file, then the round trip on one "
+            + "shared connection (requests reaching the loop together share a flush; replies resume callers in order); "
+            + "the server pwrites each read's requests before answering; \(how)"
+        try report("nio-echo-rtt", "appends_per_s_16_writers_with_writes", rate, "appends/s", note: many)
+        try report("nio-echo-rtt", "appends_per_s_16_writers_with_writes", rate, "appends/s",
+                   baseline: "redis-set-wait-16-clients", note: "the same appends, against Redis's 16 clients")
     }
 }

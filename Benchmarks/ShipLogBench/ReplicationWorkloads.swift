@@ -70,7 +70,7 @@ final class ReplicationWorkloads {
             try floor()
             return values[name]
         }
-        if name == "nio-replication-floor-p50" {
+        if name == "nio-replication-floor-p50" || name == "nio-replication-floor-16-writers" {
             try nioEcho()
             return values[name]
         }
@@ -116,6 +116,11 @@ final class ReplicationWorkloads {
             defer { cluster.stop() }
             latencies = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
             rate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil)
+            let onLoopRate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil, onNodeExecutor: true)
+            try report("replicate-sync", "appends_per_s_16_writers_loop_executor", onLoopRate, "appends/s",
+                       baseline: "redis-set-wait-16-clients",
+                       note: "breakdown: the same 16 writers as tasks preferring node.appendExecutor (they run on the primary's "
+                           + "event loop: no hop to it and back per append)")
             // Where the time goes: the same appends without waiting for the follower.
             let local = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp, mode: .async)
             try report("replicate-sync", "p50_latency_async_us", Double(local.valueAtPercentile(50)) / 1000, "us",
@@ -149,6 +154,7 @@ final class ReplicationWorkloads {
         let many = "\(Self.writers) tasks × \(perWriter) appends of one \(Self.recordBytes) B record, \(how)"
         try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "replicate-async-16-writers", note: many)
         try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "redis-set-wait-16-clients", note: many)
+        try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "nio-replication-floor-16-writers", note: many)
 
         Glibc.sync()
         let synced: Histogram<UInt64>
@@ -197,14 +203,16 @@ final class ReplicationWorkloads {
 
     /// Appends/s of `writers` tasks each appending `perWriter` single records with `mode`
     /// (after 50 untimed appends each), sampling the follower's lag meanwhile if asked.
-    private func writers(_ node: Node, mode: ReplicationMode, sampler: LagSampler?) throws -> Double {
+    /// With `onNodeExecutor` the tasks prefer the node's event loop as their executor.
+    private func writers(_ node: Node, mode: ReplicationMode, sampler: LagSampler?, onNodeExecutor: Bool = false) throws -> Double {
         let records = self.records
         let writers = Self.writers
         let perWriter = self.perWriter
+        let executor: (any TaskExecutor)? = onNodeExecutor ? try node.appendExecutor : nil
         let run: @Sendable (Int) async throws -> Void = { count in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
-                    group.addTask {
+                    group.addTask(executorPreference: executor) {
                         for i in 0..<count { try await node.append([records[(writer * 61 + i) % records.count]], mode: mode) }
                     }
                 }
