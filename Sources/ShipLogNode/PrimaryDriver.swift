@@ -14,13 +14,13 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     let nodeID: NodeID
     let epoch: UInt64
     private let followerIDs: Set<NodeID>
-    private let pool: NIOThreadPool
-    private let clock: NodeClock
+    let pool: NIOThreadPool
+    let clock: NodeClock
     private let logger: Logger
-    private let metrics: NodeMetrics
+    let metrics: NodeMetrics
     private var machine: PrimaryReplicator
 
-    private struct Session {
+    struct Session {
         var channel: any Channel
         var peer: NodeID
         /// A configured follower; anyone else with the key may only ask for status.
@@ -33,16 +33,16 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         /// the pool reads the next frame while the loop writes this one.
         var readAhead: (from: UInt64, read: EventLoopFuture<ShipRead>)?
     }
-    private struct Ship { var from: UInt64; var maxBytes: Int; var epoch: UInt64; var commitOffset: UInt64 }
+    struct Ship { var from: UInt64; var maxBytes: Int; var epoch: UInt64; var commitOffset: UInt64 }
 
-    private var sessions: [ConnectionID: Session] = [:]
+    var sessions: [ConnectionID: Session] = [:]
     /// Sync appends waiting for acknowledgements, completed from the loop (no promise between).
     private var waiting: [AppendID: (wait: ReplicationWait, offsets: Range<UInt64>)] = [:]
     private var lastAppendID: UInt64 = 0
     /// The log end last reported to the machine; shipping never reads past it.
-    private var reportedNextOffset: UInt64
+    private(set) var reportedNextOffset: UInt64
     /// The batches appended last, shipped from memory to a follower that is caught up.
-    private var recent = RecentBatches(maxBytes: 4 << 20)
+    private(set) var recent = RecentBatches(maxBytes: 4 << 20)
     /// The largest log end appended and not yet told to the machine (`noteAppendedSoon`).
     private var pendingNextOffset: UInt64 = 0
     private var appendedReportScheduled = false
@@ -53,7 +53,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
     private var reportedFirstOffset: UInt64
     /// Stored bytes retention removed, so the byte count the machine sees only grows.
     private var bytesRetained: Int64 = 0
-    private var stopped = false
+    private(set) var stopped = false
     private var ticker: RepeatedTask?
 
     init(loop: any EventLoop, log: SegmentLog, configuration: NodeConfiguration, replication: ReplicationConfiguration,
@@ -225,7 +225,7 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
 
     // MARK: Actions
 
-    private func perform(_ actions: [PrimaryReplicator.Action]) {
+    func perform(_ actions: [PrimaryReplicator.Action]) {
         for action in actions {
             switch action {
             case .send(let frame, let connection):
@@ -246,77 +246,18 @@ final class PrimaryDriver: SessionDelegate, @unchecked Sendable {
         }
     }
 
-    private func close(_ connection: ConnectionID, reason: CloseReason, message: String) {
+    /// Tells the machine a ship went out (or found nothing), after its frame was written.
+    func reportShipped(_ connection: ConnectionID, nextOffset: UInt64, bytes: Int) {
+        perform(machine.shipped(connection, nextOffset: nextOffset, bytes: bytes, now: clock.now()))
+    }
+
+    func close(_ connection: ConnectionID, reason: CloseReason, message: String) {
         guard let session = sessions[connection] else { return }
         logger.warning("closing connection: \(message)", metadata: [
             "peer": "\(session.peer)", "reason": "\(reason)", "connection": "\(connection.rawValue)"])
         metrics.closedConnection(reason: reason)
         session.channel.writeAndFlush(Frame.goodbye(.init(reason: reason, message: message)), promise: nil)
         session.channel.close(promise: nil)
-    }
-
-    /// Reads stored batches off the loop and sends them as one `batches` frame, unless the
-    /// channel's buffer is full: then the ship waits until it drains (`sessionWritable`), so a
-    /// slow follower costs the primary no memory beyond its socket buffer, one frame being
-    /// written and one read ahead.
-    private func startShip(_ connection: ConnectionID, _ ship: Ship) {
-        guard let session = sessions[connection] else { return }
-        guard session.channel.isWritable else {
-            sessions[connection]?.deferredShip = ship
-            return
-        }
-        let limit = reportedNextOffset
-        let ahead = session.readAhead
-        sessions[connection]?.readAhead = nil
-        // A follower that is caught up wants what was just appended: no read, no hop to the pool.
-        if let read = recent.read(from: ship.from, maxBytes: ship.maxBytes, below: limit, allocator: session.channel.allocator) {
-            if ahead != nil { replaceReader(connection) }
-            send(read, of: ship, to: connection, session.channel)
-            return
-        }
-        let read: EventLoopFuture<ShipRead>
-        if let ahead, ahead.from == ship.from {
-            read = ahead.read
-        } else {
-            // A read ahead for another offset may still be running on the old reader.
-            if ahead != nil { replaceReader(connection) }
-            read = readOnPool(connection, from: ship.from, maxBytes: ship.maxBytes, below: limit)
-        }
-        read.whenComplete { [self] result in
-            guard !stopped, let session = sessions[connection] else { return }
-            switch result {
-            case .success(var read):
-                read.trim(toAbout: ship.maxBytes)
-                // Most likely the machine asks next for what follows: read it while this is written.
-                if read.batchCount > 0, read.nextOffset < reportedNextOffset {
-                    let ahead = readOnPool(connection, from: read.nextOffset, maxBytes: ship.maxBytes, below: reportedNextOffset)
-                    sessions[connection]?.readAhead = (read.nextOffset, ahead)
-                }
-                send(read, of: ship, to: connection, session.channel)
-            case .failure(let error):
-                noteRetained(bytesRemoved: 0)  // a read below the first offset: retention ran
-                close(connection, reason: .localFailure, message: "reading offsets from \(ship.from) to ship to \(session.peer): \(error)")
-            }
-        }
-    }
-
-    private func readOnPool(_ connection: ConnectionID, from: UInt64, maxBytes: Int, below limit: UInt64) -> EventLoopFuture<ShipRead> {
-        guard let reader = sessions[connection]?.reader else { return loop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-        return pool.runIfActive(eventLoop: loop) { try reader.read(from: from, maxBytes: maxBytes, below: limit) }
-    }
-
-    private func replaceReader(_ connection: ConnectionID) {
-        guard let session = sessions[connection] else { return }
-        sessions[connection]?.reader = ShipReader(log: log, allocator: session.channel.allocator)
-    }
-
-    private func send(_ read: ShipRead, of ship: Ship, to connection: ConnectionID, _ channel: any Channel) {
-        if read.batchCount > 0 {
-            let (head, batches) = read.frame(epoch: ship.epoch, commitOffset: ship.commitOffset, allocator: channel.allocator)
-            channel.writeEncodedFrame(head, batches)
-            metrics.bytesShipped.increment(by: Int64(read.bytes))
-        }
-        perform(machine.shipped(connection, nextOffset: read.nextOffset, bytes: read.bytes, now: clock.now()))
     }
 
     // MARK: Status and stopping
