@@ -106,6 +106,9 @@ extension PrimaryReplicator {
             peer.inFlight.append(InFlight(endOffset: nextOffset, bytes: bytes, reachedLogEnd: nextOffset >= log.nextOffset))
             peer.inFlightBytes += bytes
             peer.shippedNext = nextOffset
+            // Its ack may have come first (see `received(.ack)`): no later ack would drop it,
+            // and, ack-clocked, it would hold the next append until the heartbeat.
+            peer.acknowledgeReceived(through: peer.progress.received)
         }
         peers[node] = peer
         guard peer.progress.received <= peer.shippedNext else {
