@@ -60,8 +60,15 @@ public struct RawBatchReader {
             var expected = nextOffset
             var reachedLimit = false
             while at + Format.batchHeaderBytes <= count {
-                let header = try decodeHeader(UnsafeRawBufferPointer(rebasing: buffer[at..<at + Format.batchHeaderBytes]),
+                let header: BatchHeader
+                do {
+                    header = try decodeHeader(UnsafeRawBufferPointer(rebasing: buffer[at..<at + Format.batchHeaderBytes]),
                                               file: file, position: position + Int64(at))
+                } catch {
+                    // The whole batches before a damaged header go first; the next read starts at it and throws.
+                    if ends.isEmpty { throw error }
+                    break
+                }
                 guard header.firstOffset == expected else {
                     throw LogError.corruption(file: file.path, position: position + Int64(at), offset: header.firstOffset,
                                               reason: "offset gap: expected a batch starting at \(expected)")
@@ -100,9 +107,18 @@ public struct RawBatchReader {
         throw LogError.truncated(readerOffset: nextOffset, newNextOffset: log.nextOffset)
     }
 
+    /// Decodes a header and bounds its length by the log's `maxBatchBytes`: no batch larger was
+    /// ever appended (or accepted from a primary), so a larger length is a damaged field. Unbounded,
+    /// a length that still fits in the segment would make a ship allocate and read up to it
+    /// (`needsBytes`) before the follower's CRC check refused the bytes.
     private func decodeHeader(_ bytes: UnsafeRawBufferPointer, file: any StorageFile, position: Int64) throws -> BatchHeader {
         switch BatchHeader.decode(bytes) {
-        case .success(let header): return header
+        case .success(let header):
+            guard header.totalBytes <= log.options.maxBatchBytes else {
+                throw LogError.corruption(file: file.path, position: position, offset: header.firstOffset,
+                                          reason: "batch header says \(header.totalBytes) bytes, over maxBatchBytes \(log.options.maxBatchBytes)")
+            }
+            return header
         case .failure(let failure):
             throw LogError.corruption(file: file.path, position: position, offset: nextOffset, reason: "batch header: \(failure)")
         }
