@@ -30,6 +30,10 @@ public struct RawBatchReader {
     let log: SegmentLog
     /// The offset the next read starts at (always a batch's first offset).
     public private(set) var nextOffset: UInt64
+    /// The stored length of the batch at `nextOffset`, when the last read saw its header but
+    /// not all of it (it ran past the buffer): a caller with less room left than this knows a
+    /// read now would return nothing, and spares the pread.
+    public private(set) var nextBatchBytes: Int?
     /// The segment being read: the next batch's position and how far the log let it read.
     private var place: (file: any StorageFile, position: Int64, limit: Int64)?
     private var generation: UInt64
@@ -44,6 +48,7 @@ public struct RawBatchReader {
     /// Reads whole batches from `nextOffset` into `buffer`, none holding `limit` or past it, and
     /// advances past them. Stops at the end of a segment (the next call goes on in the next one).
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer, below limit: UInt64) throws -> RawBatchRead {
+        nextBatchBytes = nil
         for _ in 0..<SegmentLog.readAttemptsMax {
             try checkTruncation()
             guard nextOffset < limit else { return .batches([]) }
@@ -85,6 +90,7 @@ public struct RawBatchReader {
                                                   reason: "batch of \(header.totalBytes) bytes runs past the segment's end at byte \(segmentLimit)")
                     }
                     if ends.isEmpty, header.totalBytes > buffer.count { return .needsBytes(header.totalBytes) }
+                    nextBatchBytes = header.totalBytes
                     break
                 }
                 at += header.totalBytes
