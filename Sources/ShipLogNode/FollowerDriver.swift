@@ -36,18 +36,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// action is answered by one `appended`.
     private var pendingBatches: [StoredBatch] = []
     private var pendingAppends = 0
-    /// Stored bytes of `pendingBatches`. The machine acknowledges a batch as received before
-    /// it is written, so the primary's in-flight cap does not bound what waits here: a follower
-    /// far behind received faster than it wrote and held hundreds of megabytes (every page of
-    /// them fresh memory to fault in). At `pendingBytesMax` it stops reading from the primary
-    /// until the next write takes them (`readsPaused`), and TCP's flow control holds the rest.
-    private var pendingBytes = 0
-    /// Reading from the primary's connection is off (its `autoRead`), see `pendingBytes`.
-    private var readsPaused = false
-    /// Room for a few catch-up frames (1 MiB each by default): the write in progress takes all
-    /// that waits when it starts, so the pool always finds the next write ready while this much
-    /// arrives, and memory stays at about twice this plus one receive buffer.
-    static let pendingBytesMax = 4 << 20
+    /// Whether reading from the primary is off while `pendingBatches` wait for the log.
+    private var readPause = FollowerReadPause()
     /// Log operations handed to the pool (or a task) and not yet reported back: while any
     /// runs, an append must queue behind it, not be written on the loop.
     private var logWorkInFlight = 0
@@ -93,7 +83,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
             // While reads are paused the primary's silence is this node's doing (a write is
             // under way and frames wait in the socket), not the primary's: no timeout then.
-            guard !stopped, !readsPaused else { return }
+            guard !stopped, !readPause.paused else { return }
             perform(machine.tick(now: clock.now()))
         }
     }
@@ -112,7 +102,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             if stopped { channel.close(promise: nil); return }
             if connection == primaryCandidate {
                 primary = (connection, channel)
-                readsPaused = false  // a new connection reads; the next append decides again
+                readPause.connectionChanged()
                 onPrimaryAuthenticated?()
                 perform(machine.connected(now: clock.now()))
             } else {
@@ -151,7 +141,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         loop.runNowOrExecute { [self] in
             if let primary, primary.connection == connection {
                 self.primary = nil
-                readsPaused = false
+                readPause.connectionChanged()
                 if !stopped { perform(machine.disconnected(now: clock.now())) }
             } else {
                 others.removeValue(forKey: connection)
@@ -204,8 +194,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                 }
                 pendingBatches += batches
                 pendingAppends += 1
-                for batch in batches { pendingBytes += batch.bytes.count }
-                pauseReadsIfBehind()
+                var bytes = 0
+                for batch in batches { bytes += batch.bytes.count }
+                if readPause.waiting(bytes), let primary { setAutoRead(false, on: primary.channel) }
                 if pendingAppends == 1 { enqueueAppend() }
             case .sync:
                 startSync()
@@ -294,8 +285,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         logWorkInFlight += 1
         let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
             let (batches, count) = (pendingBatches, pendingAppends)
-            (pendingBatches, pendingAppends, pendingBytes) = ([], 0, 0)
-            resumeReads()
+            (pendingBatches, pendingAppends) = ([], 0)
+            // Reading goes on: the next frames are received while this write runs.
+            if readPause.taken(), let primary { setAutoRead(true, on: primary.channel) }
             // The blocking append on the thread pool, not the async one in a task: handing work
             // to a pool thread and back costs a few µs here, a task woken from the event loop
             // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
@@ -323,24 +315,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         logWork = result.map { _ in }.recover { _ in }
     }
 
-    /// Stops reading from the primary once `pendingBytesMax` bytes wait for the log. Frames
-    /// the decoder already holds still arrive; the socket's are read after `resumeReads`.
-    private func pauseReadsIfBehind() {
-        guard !readsPaused, pendingBytes >= Self.pendingBytesMax, let primary else { return }
-        readsPaused = true
-        setAutoRead(false, on: primary.channel)
-    }
-
-    /// The write that starts now took what waited: reading goes on (the next frames are
-    /// received while it writes).
-    private func resumeReads() {
-        guard readsPaused else { return }
-        readsPaused = false
-        guard let primary else { return }
-        setAutoRead(true, on: primary.channel)
-    }
-
-    /// On the loop, the channel's option is set at once (turning it on also asks for a read).
+    /// Switches reading from the primary (`readPause`). Frames the decoder already holds still
+    /// arrive when it goes off. On the loop the option is set at once (on also asks for a read).
     private func setAutoRead(_ on: Bool, on channel: any Channel) {
         loop.preconditionInEventLoop()
         if let options = channel.syncOptions {
