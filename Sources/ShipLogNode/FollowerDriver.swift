@@ -37,7 +37,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     private var pendingBatches: [StoredBatch] = []
     private var pendingAppends = 0
     /// Whether reading from the primary is off while `pendingBatches` wait for the log.
-    private var readPause = FollowerReadPause()
+    private var readPause: FollowerReadPause
     /// Log operations handed to the pool (or a task) and not yet reported back: while any
     /// runs, an append must queue behind it, not be written on the loop.
     private var logWorkInFlight = 0
@@ -72,6 +72,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         self.metrics = metrics
         self.logWork = loop.makeSucceededVoidFuture()
         self.ackLevel = replication.ackLevel
+        self.readPause = FollowerReadPause(maxBytes: replication.maxUnwrittenBytes)
         self.machine = FollowerReplicator(configuration: replication, nodeID: configuration.id, log: Self.logEnd(log),
                                           durableNextOffset: log.durableNextOffset, knownEpoch: Self.knownEpoch(log),
                                           now: clock.now())

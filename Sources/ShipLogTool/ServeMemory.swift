@@ -8,10 +8,10 @@ import Glibc
 /// written; with glibc's defaults the freed space at the top of a thread's heap is handed back
 /// to the kernel (heap trim) and the next arrays fault it in again, zeroed: about half of the
 /// bytes a catch-up received went through freshly faulted pages, and page faults took a fifth
-/// of the follower's CPU (issue 9, catch-up). A server's working set is bounded (the follower
-/// stops reading from its primary while `FollowerDriver.pendingBytesMax` waits for the log), so
-/// keeping it is cheap; and buffers of up to 16 MiB (NIO's 4 MiB receive buffers, a primary's
-/// ship reads) come from the heap instead of an mmap and munmap each.
+/// of the follower's CPU (issue 9, catch-up). A server's working set is bounded (a follower
+/// stops reading from its primary while `ReplicationConfiguration.maxUnwrittenBytes` wait for
+/// its log), so keeping it is cheap; and buffers of up to 16 MiB (NIO's 4 MiB receive buffers,
+/// a primary's ship reads) come from the heap instead of an mmap and munmap each.
 enum ServeMemory {
     static let keepFreedBytes: Int32 = 256 << 20
     static let mmapThresholdBytes: Int32 = 16 << 20

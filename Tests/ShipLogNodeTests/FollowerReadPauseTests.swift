@@ -37,13 +37,16 @@ struct FollowerReadPauseTests {
     }
 
     @Test func aCatchUpManyTimesTheThresholdEndsWithThePrimarysRecords() async throws {
-        let cluster = try await LocalCluster(followers: 1)
+        // A 2 MiB threshold (32 MiB by default) keeps the log small.
+        var replication = ReplicationConfiguration()
+        replication.maxUnwrittenBytes = 2 << 20
+        let cluster = try await LocalCluster(followers: 1, replication: replication)
         do {
             let follower = cluster.followers[0]
             try await follower.stop()
-            // About 6 times the threshold, in batches of 64 records of 1 KiB that LZ4 cannot
+            // About 8 times the threshold, in batches of 64 records of 1 KiB that LZ4 cannot
             // shrink, while the follower is down.
-            let target = FollowerReadPause.defaultMaxBytes * 6
+            let target = replication.maxUnwrittenBytes * 8
             var written = 0
             for _ in 0..<1000 where try cluster.primary.log.totalBytes < Int64(target) {
                 let records = (0..<64).map { Self.incompressible(written + $0) }
