@@ -12,3 +12,8 @@ extern ssize_t splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size
 static const int shiplog_F_SETPIPE_SZ = 1031;
 static const int shiplog_F_GETPIPE_SZ = 1032;
 #endif
+
+// glibc's allocator tuning (`shiplog serve`'s ServeMemory); malloc.h is not in Swift's Glibc module.
+#if defined(__linux__) && defined(__GLIBC__)
+#include <malloc.h>
+#endif

@@ -36,6 +36,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     /// action is answered by one `appended`.
     private var pendingBatches: [StoredBatch] = []
     private var pendingAppends = 0
+    /// Whether reading from the primary is off while `pendingBatches` wait for the log.
+    private var readPause: FollowerReadPause
     /// Log operations handed to the pool (or a task) and not yet reported back: while any
     /// runs, an append must queue behind it, not be written on the loop.
     private var logWorkInFlight = 0
@@ -70,6 +72,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         self.metrics = metrics
         self.logWork = loop.makeSucceededVoidFuture()
         self.ackLevel = replication.ackLevel
+        self.readPause = FollowerReadPause(maxBytes: replication.maxUnwrittenBytes)
         self.machine = FollowerReplicator(configuration: replication, nodeID: configuration.id, log: Self.logEnd(log),
                                           durableNextOffset: log.durableNextOffset, knownEpoch: Self.knownEpoch(log),
                                           now: clock.now())
@@ -79,7 +82,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         loop.preconditionInEventLoop()
         let interval = TimeAmount.nanoseconds(Int64(tickInterval.milliseconds * 1_000_000))
         ticker = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
-            guard !stopped else { return }
+            // While reads are paused the primary's silence is this node's doing (a write is
+            // under way and frames wait in the socket), not the primary's: no timeout then.
+            guard !stopped, !readPause.paused else { return }
             perform(machine.tick(now: clock.now()))
         }
     }
@@ -98,6 +103,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             if stopped { channel.close(promise: nil); return }
             if connection == primaryCandidate {
                 primary = (connection, channel)
+                readPause.connectionChanged()
                 onPrimaryAuthenticated?()
                 perform(machine.connected(now: clock.now()))
             } else {
@@ -136,6 +142,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         loop.runNowOrExecute { [self] in
             if let primary, primary.connection == connection {
                 self.primary = nil
+                readPause.connectionChanged()
                 if !stopped { perform(machine.disconnected(now: clock.now())) }
             } else {
                 others.removeValue(forKey: connection)
@@ -188,6 +195,9 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                 }
                 pendingBatches += batches
                 pendingAppends += 1
+                var bytes = 0
+                for batch in batches { bytes += batch.bytes.count }
+                if readPause.waiting(bytes), let primary { setAutoRead(false, on: primary.channel) }
                 if pendingAppends == 1 { enqueueAppend() }
             case .sync:
                 startSync()
@@ -277,6 +287,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
             let (batches, count) = (pendingBatches, pendingAppends)
             (pendingBatches, pendingAppends) = ([], 0)
+            // Reading goes on: the next frames are received while this write runs.
+            if readPause.taken(), let primary { setAutoRead(true, on: primary.channel) }
             // The blocking append on the thread pool, not the async one in a task: handing work
             // to a pool thread and back costs a few µs here, a task woken from the event loop
             // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
@@ -302,6 +314,17 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
             }
         }
         logWork = result.map { _ in }.recover { _ in }
+    }
+
+    /// Switches reading from the primary (`readPause`). Frames the decoder already holds still
+    /// arrive when it goes off. On the loop the option is set at once (on also asks for a read).
+    private func setAutoRead(_ on: Bool, on channel: any Channel) {
+        loop.preconditionInEventLoop()
+        if let options = channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
+        } else {
+            channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        }
     }
 
     /// Runs `work` after every log write queued before it, then `then` on the loop.

@@ -112,6 +112,9 @@ final class ShipReader: @unchecked Sendable {
                     return read
                 case .batches:
                     room = maxBytes - read.bytes
+                    // The next batch was seen and is longer than the room left: a read now
+                    // would pread up to `room` bytes only to return none of them.
+                    if let next = reader!.nextBatchBytes, next > room { return read }
                 case .needsBytes(let bytes):
                     // Only a ship's first batch may exceed what it asked for.
                     guard read.batchCount == 0 else { return read }

@@ -47,6 +47,12 @@ public struct ReplicationConfiguration: Equatable, Sendable {
     public var maxInFlightBytesPerFollower: Int = 8 << 20
     /// Stored bytes the shell reads for one `batches` frame.
     public var maxShipBytes: Int = 1 << 20
+    /// Stored bytes a follower holds received (and acknowledged as received) but not yet handed
+    /// to its log; at this many it stops reading from the primary until its next log write takes
+    /// them, so a follower whose disk is slower than the network holds at most about twice this
+    /// (`maxInFlightBytesPerFollower` counts received bytes, so it does not bound them). Large
+    /// enough that pausing is rare: each pause stalls the primary's sends for a few wake-ups.
+    public var maxUnwrittenBytes: Int = 32 << 20
     /// The largest frame either side accepts, header included; anything larger closes the
     /// connection. It must exceed the log's `maxBatchBytes`, since a frame carries whole batches.
     public var maxFrameBytes: Int = (64 << 20) + 4096

@@ -67,6 +67,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("stdin-appends"), help: .hidden) var stdinAppends: String?
 
     func run() throws {
+        ServeMemory.keepFreedMemory()
         var fromFlags = ServeSettings(
             id: id, logDirectory: logDirectory, listen: listen, peers: nil, role: role, primary: primary,
             followers: followers.isEmpty ? nil : followers, keyFile: keyFile,

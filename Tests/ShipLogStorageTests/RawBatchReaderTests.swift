@@ -69,6 +69,31 @@ import Testing
         #expect(try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: limit) } == .batches([]))
     }
 
+    /// A read cut inside a batch tells that batch's length (a shipper with less room left skips
+    /// the pread that would return nothing); a read that took whole batches up to the log's end,
+    /// or one stopped by the limit, does not.
+    @Test func aReadCutInsideABatchTellsItsLength() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try Self.makeLog(directory)
+        defer { try? log.close() }
+        let all = try log.read(from: 0, maxBytes: Int.max)
+        var reader = RawBatchReader(log: log, from: 0)
+        var buffer = [UInt8](repeating: 0, count: all[0].bytes.count + all[1].bytes.count / 2)
+        let first = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+        #expect(first == .batches([StoredBatchEnd(nextOffset: all[0].header.nextOffset, bytes: all[0].bytes.count)]))
+        #expect(reader.nextBatchBytes == all[1].bytes.count)
+
+        var whole = [UInt8](repeating: 0, count: all[1].bytes.count)
+        _ = try whole.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+        #expect(reader.nextBatchBytes == nil, "the read ended exactly at a batch's end")
+        #expect(reader.nextOffset == all[1].header.nextOffset)
+
+        var large = [UInt8](repeating: 0, count: 1 << 20)
+        _ = try large.withUnsafeMutableBytes { try reader.read(into: $0, below: all[2].header.nextOffset) }
+        #expect(reader.nextBatchBytes == nil, "stopped by the limit, not by the buffer")
+    }
+
     @Test func anOffsetInsideABatchOrATruncationBelowTheReaderThrows() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -30,6 +30,10 @@ public struct RawBatchReader {
     let log: SegmentLog
     /// The offset the next read starts at (always a batch's first offset).
     public private(set) var nextOffset: UInt64
+    /// The stored length of the batch at `nextOffset`, when the last read saw its header but
+    /// not all of it (it ran past the buffer): a caller with less room left than this knows a
+    /// read now would return nothing, and spares the pread.
+    public private(set) var nextBatchBytes: Int?
     /// The segment being read: the next batch's position and how far the log let it read.
     private var place: (file: any StorageFile, position: Int64, limit: Int64)?
     private var generation: UInt64
@@ -44,6 +48,7 @@ public struct RawBatchReader {
     /// Reads whole batches from `nextOffset` into `buffer`, none holding `limit` or past it, and
     /// advances past them. Stops at the end of a segment (the next call goes on in the next one).
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer, below limit: UInt64) throws -> RawBatchRead {
+        nextBatchBytes = nil
         for _ in 0..<SegmentLog.readAttemptsMax {
             try checkTruncation()
             guard nextOffset < limit else { return .batches([]) }
@@ -60,8 +65,15 @@ public struct RawBatchReader {
             var expected = nextOffset
             var reachedLimit = false
             while at + Format.batchHeaderBytes <= count {
-                let header = try decodeHeader(UnsafeRawBufferPointer(rebasing: buffer[at..<at + Format.batchHeaderBytes]),
+                let header: BatchHeader
+                do {
+                    header = try decodeHeader(UnsafeRawBufferPointer(rebasing: buffer[at..<at + Format.batchHeaderBytes]),
                                               file: file, position: position + Int64(at))
+                } catch {
+                    // The whole batches before a damaged header go first; the next read starts at it and throws.
+                    if ends.isEmpty { throw error }
+                    break
+                }
                 guard header.firstOffset == expected else {
                     throw LogError.corruption(file: file.path, position: position + Int64(at), offset: header.firstOffset,
                                               reason: "offset gap: expected a batch starting at \(expected)")
@@ -78,6 +90,7 @@ public struct RawBatchReader {
                                                   reason: "batch of \(header.totalBytes) bytes runs past the segment's end at byte \(segmentLimit)")
                     }
                     if ends.isEmpty, header.totalBytes > buffer.count { return .needsBytes(header.totalBytes) }
+                    nextBatchBytes = header.totalBytes
                     break
                 }
                 at += header.totalBytes
@@ -100,9 +113,18 @@ public struct RawBatchReader {
         throw LogError.truncated(readerOffset: nextOffset, newNextOffset: log.nextOffset)
     }
 
+    /// Decodes a header and bounds its length by the log's `maxBatchBytes`: no batch larger was
+    /// ever appended (or accepted from a primary), so a larger length is a damaged field. Unbounded,
+    /// a length that still fits in the segment would make a ship allocate and read up to it
+    /// (`needsBytes`) before the follower's CRC check refused the bytes.
     private func decodeHeader(_ bytes: UnsafeRawBufferPointer, file: any StorageFile, position: Int64) throws -> BatchHeader {
         switch BatchHeader.decode(bytes) {
-        case .success(let header): return header
+        case .success(let header):
+            guard header.totalBytes <= log.options.maxBatchBytes else {
+                throw LogError.corruption(file: file.path, position: position, offset: header.firstOffset,
+                                          reason: "batch header says \(header.totalBytes) bytes, over maxBatchBytes \(log.options.maxBatchBytes)")
+            }
+            return header
         case .failure(let failure):
             throw LogError.corruption(file: file.path, position: position, offset: nextOffset, reason: "batch header: \(failure)")
         }
