@@ -177,69 +177,8 @@ enum NIOEcho {
         return Result(asyncCaller: asyncCaller, loopExecutor: loopExecutor, loopToLoop: loopToLoop)
     }
 
-    /// `count` timed appends from a plain task (after `warmUp`), each a pwrite of the request to
-    /// `localFile` and then a round trip to a server started with `writeFile` (which pwrites it too).
-    /// With `onLoopExecutor` the task prefers the connection's loop as its executor (`Node.appendExecutor`'s way).
-    static func appendsWithWrites(port: UInt16, localFile: String, requestBytes: Int, replyBytes: Int, count: Int,
-                                  warmUp: Int = 1000, onLoopExecutor: Bool = false) throws -> Histogram<UInt64> {
-        let file = open(localFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: localFile) }
-        defer { close(file); unlink(localFile) }
-        let client = try Client(port: port, requestBytes: requestBytes, replyBytes: replyBytes)
-        defer { client.close() }
-        let record = [UInt8](repeating: 0x61, count: requestBytes)
-        let position = Atomic<Int64>(0)
-        @Sendable func series() async throws -> Histogram<UInt64> {
-            try await client.series(count: count, warmUp: warmUp) {
-                let at = position.add(Int64(requestBytes), ordering: .relaxed).oldValue
-                let written = record.withUnsafeBytes { pwrite(file, $0.baseAddress, requestBytes, off_t(at)) }
-                guard written == requestBytes else { throw NetworkError.system(call: "pwrite", errno: errno, context: localFile) }
-            }
-        }
-        guard onLoopExecutor else { return try blocking { try await series() } }
-        let executor = EventLoopTaskExecutor(loop: client.loop)
-        return try blocking { try await withTaskExecutorPreference(executor) { try await series() } }
-    }
-
-    /// Appends/s of `writers` plain tasks, each doing `perWriter` appends (after 50 untimed ones
-    /// each): a pwrite of the request to `localFile`, then a round trip on one shared connection
-    /// to a server started with `writeFile`. Requests that reach the loop together share one
-    /// flush, and the server pwrites each read's requests at once: the batching a replicated
-    /// append may use, with nothing else (`replicate-sync`'s 16-writer floor on SwiftNIO).
-    static func concurrentAppendsWithWrites(port: UInt16, localFile: String, requestBytes: Int, replyBytes: Int,
-                                            writers: Int, perWriter: Int) throws -> Double {
-        let file = open(localFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: localFile) }
-        defer { close(file); unlink(localFile) }
-        let client = try Client(port: port, requestBytes: requestBytes, replyBytes: replyBytes)
-        defer { client.close() }
-        let record = [UInt8](repeating: 0x61, count: requestBytes)
-        final class Position: Sendable { let next = Atomic<Int64>(0) }
-        let position = Position()
-        let run: @Sendable (Int) async throws -> Void = { count in
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<writers {
-                    group.addTask {
-                        for _ in 0..<count {
-                            let at = position.next.add(Int64(requestBytes), ordering: .relaxed).oldValue
-                            let written = record.withUnsafeBytes { pwrite(file, $0.baseAddress, requestBytes, off_t(at)) }
-                            guard written == requestBytes else { throw NetworkError.system(call: "pwrite", errno: errno, context: localFile) }
-                            try await client.queuedTrip()
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        }
-        try blocking { try await run(50) }
-        let start = monotonicNanoseconds()
-        try blocking { try await run(perWriter) }
-        let seconds = Double(monotonicNanoseconds() - start) / 1e9
-        return Double(writers * perWriter) / seconds
-    }
-
     /// One connection to an echo server, its handshake sent.
-    private struct Client: Sendable {
+    struct Client: Sendable {
         let handler: NIOEchoClientHandler
         let channel: any Channel
         let request: ByteBuffer
