@@ -17,30 +17,30 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     let log: SegmentLog
     let nodeID: NodeID
     let primaryID: NodeID
-    private let clock: NodeClock
+    let clock: NodeClock
     /// Where appends and fdatasyncs run, off the event loop.
-    private let pool: NIOThreadPool
-    private let logger: Logger
-    private let metrics: NodeMetrics
+    let pool: NIOThreadPool
+    let logger: Logger
+    let metrics: NodeMetrics
     private var machine: FollowerReplicator
 
     /// The authenticated connection to the primary, if any.
-    private var primary: (connection: ConnectionID, channel: any Channel)?
+    private(set) var primary: (connection: ConnectionID, channel: any Channel)?
     /// Other authenticated connections (status clients).
     private var others: [ConnectionID: (channel: any Channel, peer: NodeID)] = [:]
     /// The tail of the chain of log writes; each starts when the one before it ended.
-    private var logWork: EventLoopFuture<Void>
-    private var syncing = false
+    var logWork: EventLoopFuture<Void>
+    var syncing = false
     /// Batches of `.append` actions not yet handed to the log, and how many actions they came
     /// in: everything that arrives while one append runs is written by the next one, and each
     /// action is answered by one `appended`.
-    private var pendingBatches: [StoredBatch] = []
-    private var pendingAppends = 0
+    var pendingBatches: [StoredBatch] = []
+    var pendingAppends = 0
     /// Whether reading from the primary is off while `pendingBatches` wait for the log.
-    private var readPause: FollowerReadPause
+    var readPause: FollowerReadPause
     /// Log operations handed to the pool (or a task) and not yet reported back: while any
     /// runs, an append must queue behind it, not be written on the loop.
-    private var logWorkInFlight = 0
+    var logWorkInFlight = 0
     /// Frames written to the primary's channel by the actions being performed, flushed once
     /// when the outermost `perform` ends: what a frame and its on-loop append answer leaves
     /// in one write, and the primary wakes once for it.
@@ -54,8 +54,8 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
     private var pendingAck: Frame?
     private let ackLevel: AckLevel
     /// A log write failed beyond what the machine handles: the client stops reconnecting.
-    private(set) var failedLocally = false
-    private var stopped = false
+    var failedLocally = false
+    private(set) var stopped = false
     private var ticker: RepeatedTask?
     /// Told on the loop when the connection to the primary authenticates (the client's backoff starts over).
     var onPrimaryAuthenticated: (() -> Void)?
@@ -240,105 +240,10 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
         flushNeeded = true
     }
 
-    private func truncated(_ result: Result<LogEnd, any Error>, what: String) {
-        switch result {
-        case .success(let end):
-            perform(machine.truncated(logEnd: end, now: clock.now()))
-        case .failure(let error):
-            // The machine has no event for a failed cut (the log is failed then, see
-            // SegmentLog.truncate): stop replicating into it and say why.
-            localFailure("\(what) failed: \(error)")
-        }
-    }
-
-    /// A log operation failed in a way the machine has no event for: replication into this log
-    /// stops (the machine still waits for that operation), the connection closes with the reason.
-    private func localFailure(_ message: String) {
-        logger.error("replication stopped: \(message)", metadata: ["primary": "\(primaryID)"])
-        failedLocally = true
-        guard let primary else { return }
-        metrics.closedConnection(reason: .localFailure)
-        primary.channel.writeAndFlush(Frame.goodbye(.init(reason: .localFailure, message: message)), promise: nil)
-        primary.channel.close(promise: nil)
-    }
-
-    private func startSync() {
-        guard !syncing else { return }
-        syncing = true
-        // On the pool for the same reason as appends (see enqueueAppend).
-        pool.runIfActive(eventLoop: loop) { [log] in
-            try log.sync()
-            return log.durableNextOffset
-        }.whenComplete { [self] result in
-            syncing = false
-            guard !stopped else { return }
-            switch result {
-            case .success(let durable): perform(machine.synced(durableNextOffset: durable, now: clock.now()))
-            case .failure(let error): localFailure("fdatasync of the log: \(error)")
-            }
-        }
-    }
-
-    /// Queues one log write for the pending batches, taken when it starts: appends that arrive
-    /// while earlier log work runs share one trip to a task and back instead of one each.
-    private func enqueueAppend() {
-        let loop = self.loop
-        logWorkInFlight += 1
-        let result = logWork.flatMap { [self] () -> EventLoopFuture<(Result<LogEnd, any Error>, Int)> in
-            let (batches, count) = (pendingBatches, pendingAppends)
-            (pendingBatches, pendingAppends) = ([], 0)
-            // Reading goes on: the next frames are received while this write runs.
-            if readPause.taken(), let primary { setAutoRead(true, on: primary.channel) }
-            // The blocking append on the thread pool, not the async one in a task: handing work
-            // to a pool thread and back costs a few µs here, a task woken from the event loop
-            // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
-            return pool.runIfActive(eventLoop: loop) { [log] in
-                do {
-                    // One write for all of them (a roll still goes between two writes). The
-                    // machine checked each CRC (`StoredBatch` remembers it): not checked again.
-                    _ = try log.append(storedBatches: batches, durability: .os)
-                    return (.success(Self.logEnd(log)), count)
-                } catch {
-                    return (.failure(error), count)
-                }
-            }.recover { error in (.failure(error), count) }  // the pool is shut down: each append fails
-        }
-        result.whenComplete { [self] _ in logWorkInFlight -= 1 }
-        result.whenSuccess { [self] outcome, count in
-            guard !stopped else { return }
-            for _ in 0..<count {
-                switch outcome {
-                case .success(let end): perform(machine.appended(logEnd: end, now: clock.now()))
-                case .failure(let error): perform(machine.appendFailed("appending batches from \(primaryID): \(error)", now: clock.now()))
-                }
-            }
-        }
-        logWork = result.map { _ in }.recover { _ in }
-    }
-
-    /// Switches reading from the primary (`readPause`). Frames the decoder already holds still
-    /// arrive when it goes off. On the loop the option is set at once (on also asks for a read).
-    private func setAutoRead(_ on: Bool, on channel: any Channel) {
-        loop.preconditionInEventLoop()
-        if let options = channel.syncOptions {
-            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
-        } else {
-            channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
-        }
-    }
-
-    /// Runs `work` after every log write queued before it, then `then` on the loop.
-    private func enqueueLogWork<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
-                                             then: @escaping @Sendable (Result<T, any Error>) -> Void) {
-        let loop = self.loop
-        logWorkInFlight += 1
-        let result = logWork.flatMap { loop.makeFutureWithTask(work) }
-        result.whenComplete { [self] outcome in
-            logWorkInFlight -= 1
-            guard !stopped else { return }
-            then(outcome)
-        }
-        logWork = result.map { _ in }.recover { _ in }
+    /// Feeds the machine one event at the current time and carries out what it answers (for
+    /// the log work's reports, `FollowerDriver+LogWork.swift`).
+    func feed(_ event: (inout FollowerReplicator, Duration) -> [FollowerReplicator.Action]) {
+        perform(event(&machine, clock.now()))
     }
 
     // MARK: Status and stopping
