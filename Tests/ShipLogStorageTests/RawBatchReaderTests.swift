@@ -6,10 +6,16 @@ import Testing
 /// across segments; a buffer too small for the next batch says how much it needs; a truncation
 /// below the reader is reported, never mixed in. And `write(gathering:)` writes what one buffer would.
 @Suite struct RawBatchReaderTests {
-    static func makeLog(_ directory: TemporaryDirectory) throws -> SegmentLog {
-        let log = try SegmentLog.open(directory: directory.logPath, options: smallOptions(segmentBytes: 8 << 10))
+    /// Runs `body` on a log of 200 batches of 1–4 records (8 KiB segments by default) in a
+    /// temporary directory, with every batch as stored; closes and removes them after.
+    static func withLog(options: LogOptions = smallOptions(segmentBytes: 8 << 10),
+                        _ body: (TemporaryDirectory, SegmentLog, [StoredBatch]) throws -> Void) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let log = try SegmentLog.open(directory: directory.logPath, options: options)
+        defer { try? log.close() }
         for i in 0..<200 { _ = try log.append((0..<(i % 4 + 1)).map { makeRecord(i * 10 + $0) }, epoch: 1) }
-        return log
+        try body(directory, log, try log.read(from: 0, maxBytes: Int.max))
     }
 
     /// Reads everything with buffers of `bufferBytes`, growing one when asked to.
@@ -40,75 +46,63 @@ import Testing
     }
 
     @Test func everyBatchOnceInOrderWhateverTheBufferSize() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
-        let log = try Self.makeLog(directory)
-        defer { try? log.close() }
-        let all = try log.read(from: 0, maxBytes: Int.max)
-        #expect(all.count == 200)
-        for size in [1, 60, 700, 4096, 1 << 20] {
-            #expect(try Self.readAll(log, from: 0, bufferBytes: size) == all.map(\.bytes))
+        try Self.withLog { _, log, all throws in
+            #expect(all.count == 200)
+            for size in [1, 60, 700, 4096, 1 << 20] {
+                #expect(try Self.readAll(log, from: 0, bufferBytes: size) == all.map(\.bytes))
+            }
+            let from = all[57].header.firstOffset
+            #expect(try Self.readAll(log, from: from, bufferBytes: 3000) == all[57...].map(\.bytes))
         }
-        let from = all[57].header.firstOffset
-        #expect(try Self.readAll(log, from: from, bufferBytes: 3000) == all[57...].map(\.bytes))
     }
 
     @Test func nothingAtOrPastTheLimit() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
-        let log = try Self.makeLog(directory)
-        defer { try? log.close() }
-        let all = try log.read(from: 0, maxBytes: Int.max)
-        var reader = RawBatchReader(log: log, from: 0)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        // The limit falls inside batch 3: batches 0...2 only.
-        let limit = all[3].header.firstOffset + 1
-        let result = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: limit) }
-        #expect(result == .batches((0..<3).map { StoredBatchEnd(nextOffset: all[$0].header.nextOffset,
-                                                                  bytes: all[...$0].reduce(0) { $0 + $1.bytes.count }) }))
-        #expect(try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: limit) } == .batches([]))
+        try Self.withLog { _, log, all throws in
+            var reader = RawBatchReader(log: log, from: 0)
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            // The limit falls inside batch 3: batches 0...2 only.
+            let limit = all[3].header.firstOffset + 1
+            let result = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: limit) }
+            #expect(result == .batches((0..<3).map { StoredBatchEnd(nextOffset: all[$0].header.nextOffset,
+                                                                      bytes: all[...$0].reduce(0) { $0 + $1.bytes.count }) }))
+            #expect(try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: limit) } == .batches([]))
+        }
     }
 
     /// A read cut inside a batch tells that batch's length (a shipper with less room left skips
     /// the pread that would return nothing); a read that took whole batches up to the log's end,
     /// or one stopped by the limit, does not.
     @Test func aReadCutInsideABatchTellsItsLength() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
-        let log = try Self.makeLog(directory)
-        defer { try? log.close() }
-        let all = try log.read(from: 0, maxBytes: Int.max)
-        var reader = RawBatchReader(log: log, from: 0)
-        var buffer = [UInt8](repeating: 0, count: all[0].bytes.count + all[1].bytes.count / 2)
-        let first = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
-        #expect(first == .batches([StoredBatchEnd(nextOffset: all[0].header.nextOffset, bytes: all[0].bytes.count)]))
-        #expect(reader.nextBatchBytes == all[1].bytes.count)
+        try Self.withLog { _, log, all throws in
+            var reader = RawBatchReader(log: log, from: 0)
+            var buffer = [UInt8](repeating: 0, count: all[0].bytes.count + all[1].bytes.count / 2)
+            let first = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+            #expect(first == .batches([StoredBatchEnd(nextOffset: all[0].header.nextOffset, bytes: all[0].bytes.count)]))
+            #expect(reader.nextBatchBytes == all[1].bytes.count)
 
-        var whole = [UInt8](repeating: 0, count: all[1].bytes.count)
-        _ = try whole.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
-        #expect(reader.nextBatchBytes == nil, "the read ended exactly at a batch's end")
-        #expect(reader.nextOffset == all[1].header.nextOffset)
+            var whole = [UInt8](repeating: 0, count: all[1].bytes.count)
+            _ = try whole.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+            #expect(reader.nextBatchBytes == nil, "the read ended exactly at a batch's end")
+            #expect(reader.nextOffset == all[1].header.nextOffset)
 
-        var large = [UInt8](repeating: 0, count: 1 << 20)
-        _ = try large.withUnsafeMutableBytes { try reader.read(into: $0, below: all[2].header.nextOffset) }
-        #expect(reader.nextBatchBytes == nil, "stopped by the limit, not by the buffer")
+            var large = [UInt8](repeating: 0, count: 1 << 20)
+            _ = try large.withUnsafeMutableBytes { try reader.read(into: $0, below: all[2].header.nextOffset) }
+            #expect(reader.nextBatchBytes == nil, "stopped by the limit, not by the buffer")
+        }
     }
 
     @Test func anOffsetInsideABatchOrATruncationBelowTheReaderThrows() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
-        let log = try Self.makeLog(directory)
-        defer { try? log.close() }
-        let all = try log.read(from: 0, maxBytes: Int.max)
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var inside = RawBatchReader(log: log, from: all[1].header.firstOffset + 1)  // batch 1 holds 2 records
-        #expect(throws: LogError.self) { try buffer.withUnsafeMutableBytes { try inside.read(into: $0, below: log.nextOffset) } }
-        var reader = RawBatchReader(log: log, from: 0)
-        _ = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
-        let passed = reader.nextOffset
-        try log.truncate(after: passed - 2)
-        #expect(throws: LogError.truncated(readerOffset: passed, newNextOffset: passed - 1)) {
-            try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+        try Self.withLog { _, log, all throws in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            var inside = RawBatchReader(log: log, from: all[1].header.firstOffset + 1)  // batch 1 holds 2 records
+            #expect(throws: LogError.self) { try buffer.withUnsafeMutableBytes { try inside.read(into: $0, below: log.nextOffset) } }
+            var reader = RawBatchReader(log: log, from: 0)
+            _ = try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+            let passed = reader.nextOffset
+            try log.truncate(after: passed - 2)
+            #expect(throws: LogError.truncated(readerOffset: passed, newNextOffset: passed - 1)) {
+                try buffer.withUnsafeMutableBytes { try reader.read(into: $0, below: log.nextOffset) }
+            }
         }
     }
 
