@@ -30,6 +30,17 @@ final class ChildProcess {
     /// The wait status once the child has been reaped.
     private(set) var waitStatus: Int32?
 
+    /// User plus system CPU seconds the child has used so far (/proc/PID/stat), nil once it is
+    /// gone or where there is no /proc: for CPU-per-byte figures beside a throughput.
+    var cpuSeconds: Double? {
+        guard waitStatus == nil, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command's ")" come state, ppid, ...: utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Starts `executable` with `arguments` (not through a shell) and the benchmark's environment.
     init(executable: String, arguments: [String], output: Output, name: String) throws {
         self.name = name

@@ -86,9 +86,16 @@ final class NetworkBaselines {
     func loopbackStream() throws {
         let (server, port) = try LoopbackBaselines.startEchoServer()
         defer { server.stop() }
+        let (selfBefore, serverBefore) = (ResourceUsage.now().cpuSeconds, server.cpuSeconds)
         let rates = try (0..<3).map { _ in Double(streamBytes) / (try LoopbackBaselines.stream(port: port, bytes: streamBytes)) / 1e6 }
         let median = rates.sorted()[1]
         values["loopback-tcp-stream"] = median
+        if let serverBefore, let serverAfter = server.cpuSeconds {
+            let cpu = (ResourceUsage.now().cpuSeconds - selfBefore + serverAfter - serverBefore) / (3 * Double(streamBytes) / Double(1 << 30))
+            values["loopback-tcp-stream-cpu-s-per-GiB"] = cpu
+            report("loopback-tcp-stream", "cpu_s_per_GiB", cpu, "s",
+                   note: "CPU seconds (user + system) of both processes per GiB streamed, over the three streams")
+        }
         let size = streamBytes % (1 << 20) == 0 ? "\(streamBytes >> 20) MiB" : "\(streamBytes) bytes"
         let quick = streamBytes == Self.quickStreamBytes ? " (quick suite: 1 GiB when the workload is named)" : ""
         report("loopback-tcp-stream", "MB_per_s", median, "MB/s",

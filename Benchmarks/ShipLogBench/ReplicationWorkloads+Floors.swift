@@ -101,3 +101,22 @@ extension ReplicationWorkloads {
                    baseline: "redis-set-wait-16-clients", note: "the same appends, against Redis's 16 clients")
     }
 }
+
+extension ReplicationWorkloads {
+    /// Catch-up's CPU per GiB (both processes) beside the floor's and the TCP stream's of the
+    /// same run: on a machine of few cores a copy-bound transfer's rate is about cores / (CPU
+    /// seconds per GiB), so this says how far a rate is set by the work per byte, which load
+    /// hardly moves, rather than by waiting.
+    func reportCatchUpCPU(primary: Double, follower: Double?) throws {
+        guard let follower else { return }  // no /proc
+        let total = primary + follower
+        let split = String(format: "primary %.2f s (the bench's process: the node, and the status polls), follower %.2f s", primary, follower)
+        if values["catch-up-floor-cpu-s-per-GiB"] != nil {
+            try report("catch-up", "cpu_s_per_GiB", total, "s", baseline: "catch-up-floor-cpu-s-per-GiB",
+                       note: "CPU seconds (user + system) of both processes per GiB caught up: " + split)
+        }
+        if network.value("loopback-tcp-stream-cpu-s-per-GiB") != nil {
+            try report("catch-up", "cpu_s_per_GiB", total, "s", baseline: "loopback-tcp-stream-cpu-s-per-GiB", note: split)
+        }
+    }
+}

@@ -252,9 +252,14 @@ final class ReplicationWorkloads {
         defer { try? FileManager.default.removeItem(atPath: floorRoot) }
         let (receiver, port) = try CatchUpFloor.startReceiver(directory: floorRoot)
         let floorSeconds: Double
+        let gibibytes = Double(storedBytes) / Double(1 << 30)
         do {
             defer { receiver.stop() }
+            let (selfBefore, receiverBefore) = (ResourceUsage.now().cpuSeconds, receiver.cpuSeconds)
             floorSeconds = try CatchUpFloor.send(logDirectory: primaryDirectory, bytes: storedBytes, port: port)
+            if let receiverBefore, let receiverAfter = receiver.cpuSeconds {
+                values["catch-up-floor-cpu-s-per-GiB"] = (ResourceUsage.now().cpuSeconds - selfBefore + receiverAfter - receiverBefore) / gibibytes
+            }
         }
         try? FileManager.default.removeItem(atPath: floorRoot)
         let floorRate = Double(storedBytes) / floorSeconds / 1e6
@@ -266,8 +271,11 @@ final class ReplicationWorkloads {
         let clock = ContinuousClock()
         try cluster.waitUntil(timeout: .seconds(30), "the follower to connect") { $0.connected }
         let start = clock.now
+        let (primaryBefore, followerBefore) = (ResourceUsage.now().cpuSeconds, cluster.follower.cpuSeconds)
         try cluster.waitUntil(timeout: .seconds(300), "the follower to catch up") { $0.lagRecords == 0 && $0.written > 0 }
         let seconds = (clock.now - start) / .seconds(1)
+        let (primaryCPU, followerCPU) = (ResourceUsage.now().cpuSeconds - primaryBefore,
+                                         cluster.follower.cpuSeconds.flatMap { after in followerBefore.map { after - $0 } })
         let rate = Double(storedBytes) / seconds / 1e6
         let size = target % (1 << 20) == 0 ? "\(target >> 20) MiB" : "\(target) bytes"
         let quick = target == NetworkBaselines.quickStreamBytes ? " (quick suite: 1 GiB when the workload is named)" : ""
@@ -279,6 +287,7 @@ final class ReplicationWorkloads {
                        + "recv'd and pwritten by another process (CatchUpFloor): no framing, no CRC, no event loop")
         try report("catch-up", "MB_per_s_vs_floor", rate, "MB/s", baseline: "catch-up-floor",
                    note: "catch-up's MB_per_s against the floor of the same run")
+        try reportCatchUpCPU(primary: primaryCPU / gibibytes, follower: followerCPU.map { $0 / gibibytes })
     }
 }
 
