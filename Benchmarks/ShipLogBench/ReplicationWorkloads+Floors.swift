@@ -72,10 +72,17 @@ extension ReplicationWorkloads {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (server, port) = try NIOEcho.startServer(writeFile: root + "/server.dat")
         defer { server.stop() }
+        let (selfBefore, serverBefore) = (ResourceUsage.now().cpuSeconds, server.cpuSeconds)
         let appends = try NIOEcho.appendsWithWrites(port: port, localFile: root + "/client.dat",
                                                     requestBytes: NetworkBaselines.requestBytes,
                                                     replyBytes: NetworkBaselines.replyBytes, count: 20_000)
         values["nio-replication-floor-p50"] = micro(appends, 50)
+        if let serverBefore, let serverAfter = server.cpuSeconds {
+            let cpu = (ResourceUsage.now().cpuSeconds - selfBefore + serverAfter - serverBefore) * 1e6 / Double(appends.totalCount + 1_000)
+            values["nio-replication-floor-cpu-us-per-append"] = cpu
+            try report("nio-echo-rtt", "cpu_us_per_append_with_writes", cpu, "us",
+                       note: "CPU µs (user + system) of both processes per append of the floor above (its 1,000 warm-up appends included)")
+        }
         let note = "\(appends.totalCount) appends from a plain task: pwrite 1 KiB to a local file, then the round trip; "
             + "the server pwrites each request on its loop before answering; \(how)"
         try report("nio-echo-rtt", "p50_latency_with_writes_us", micro(appends, 50), "us", baseline: "loopback-rtt-p50", note: note)
@@ -118,5 +125,26 @@ extension ReplicationWorkloads {
         if network.value("loopback-tcp-stream-cpu-s-per-GiB") != nil {
             try report("catch-up", "cpu_s_per_GiB", total, "s", baseline: "loopback-tcp-stream-cpu-s-per-GiB", note: split)
         }
+    }
+}
+
+extension ReplicationWorkloads {
+    /// CPU seconds of the primary (this process) and of the follower process while `body` runs.
+    func cpuPerAppend<T>(_ cluster: ReplicationCluster, _ body: () throws -> T) throws -> ((primary: Double, follower: Double?), T) {
+        let (primaryBefore, followerBefore) = (ResourceUsage.now().cpuSeconds, cluster.follower.cpuSeconds)
+        let result = try body()
+        let follower = cluster.follower.cpuSeconds.flatMap { after in followerBefore.map { after - $0 } }
+        return ((ResourceUsage.now().cpuSeconds - primaryBefore, follower), result)
+    }
+
+    /// CPU µs per sync append on each side: with the round trip, what a sync append costs is
+    /// the time both processes work on it plus the time they wait for wake-ups and the network.
+    func reportCPUPerAppend(_ cpu: (primary: Double, follower: Double?), appends: Int, figure: String, note: String) throws {
+        guard let follower = cpu.follower else { return }  // no /proc
+        let (primary, followerPer) = (cpu.primary * 1e6 / Double(appends), follower * 1e6 / Double(appends))
+        try report("replicate-sync", figure, primary + followerPer, "us",
+                   baseline: figure == "cpu_us_per_append" ? "nio-replication-floor-cpu-us-per-append" : nil,
+                   note: "breakdown: CPU µs (user + system) of both processes per sync append over \(note): "
+                       + String(format: "primary %.1f (the bench's process: node, writer tasks), follower %.1f", primary, followerPer))
     }
 }

@@ -70,7 +70,7 @@ final class ReplicationWorkloads {
             try floor()
             return values[name]
         }
-        if name == "nio-replication-floor-p50" || name == "nio-replication-floor-16-writers" {
+        if name == "nio-replication-floor-p50" || name == "nio-replication-floor-16-writers" || name == "nio-replication-floor-cpu-us-per-append" {
             try nioEcho()
             return values[name]
         }
@@ -114,8 +114,14 @@ final class ReplicationWorkloads {
         do {
             let cluster = try ReplicationCluster(root: clusterRoot("replicate-sync"), ackLevel: .written, durability: .os)
             defer { cluster.stop() }
-            latencies = try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp)
-            rate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil)
+            let (latencyCPU, timed) = try cpuPerAppend(cluster) { try timedAppends(cluster.primary, count: latencyAppends, warmUp: warmUp) }
+            latencies = timed
+            let (writersCPU, writersRate) = try cpuPerAppend(cluster) { try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil) }
+            rate = writersRate
+            try reportCPUPerAppend(latencyCPU, appends: latencyAppends + warmUp, figure: "cpu_us_per_append",
+                                   note: "the p50 series (1 task, warm-up included)")
+            try reportCPUPerAppend(writersCPU, appends: Self.writers * perWriter, figure: "cpu_us_per_append_16_writers",
+                                   note: "the 16-writer series")
             let onLoopRate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil, onNodeExecutor: true)
             try report("replicate-sync", "appends_per_s_16_writers_loop_executor", onLoopRate, "appends/s",
                        baseline: "redis-set-wait-16-clients",
