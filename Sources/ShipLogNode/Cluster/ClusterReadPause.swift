@@ -13,12 +13,14 @@ import ShipLogProtocol
 /// Why pausing the connection that also carries the primary's heartbeats is safe for the
 /// failure detector (the choice made, of those in issue 9's follow-up):
 /// - A pause is short. Reading stops only at `maxBytes` queued and starts again as soon as the
-///   queue drops below it, after the log writes what was read past the mark: at most one
-///   readable event's frames (NIO reads up to `maxMessagesPerRead` (4) × the 4 MiB receive
-///   buffer before the loop hands the frames on), so a pause lasts about the write of 16 MiB
-///   (tens of ms into the page cache) against an election timeout of 1 s by default, and the
-///   heartbeats read after it count from when they are read. The follower's written acks keep
-///   going out during a pause (only reading stops), so the primary's check-quorum still hears it.
+///   queue drops below it, once the log has written what was read past the mark: the frames of
+///   one readable event (NIO reads up to `maxMessagesPerRead` (4) × the 4 MiB receive buffer
+///   before the loop hands them on), and never more than the primary has in flight unacked
+///   (`maxInFlightBytesPerFollower`, 8 MiB: a follower that does not read acknowledges nothing).
+///   So a pause lasts about the write of 8 MiB, a few to tens of ms into the page cache, against
+///   an election timeout of 1 s by default (the test cluster's 300 ms held too), and heartbeats
+///   read after it count from when they are read. The follower's written acks keep going out
+///   during a pause (only reading stops), so the primary's check-quorum still hears it.
 /// - A longer pause is a log that does not keep up (or hangs). A follower whose detector then
 ///   fires is safe to let suspect: with pre-vote and check-quorum (the defaults), every voter
 ///   that heard the primary within `preVoteSilence` refuses with `primaryAlive`, and any voter
