@@ -85,7 +85,7 @@ struct ClusterCatchUpMemoryMeasurement {
         let pause = try await ClusterReadPauseTests.readPause(of: restarted)
         let epoch = try await cluster.node(primary).status().epoch
         print("MEASURE maxUnwrittenBytes \(cluster.replication.maxUnwrittenBytes): catch-up of \(megabytes) MiB in \(took), "
-            + "RssAnon \(before) kB before, peak \(peak) kB (+\((peak - before) >> 10) MiB), \(pause.pauses) pauses, epoch \(epoch)")
+            + "RssAnon \(before) kB before, peak \(peak) kB (+\((peak - before) >> 10) MiB), \(pause.pauses) pauses (the longest \(pause.longestPause)), epoch \(epoch)")
         #expect(epoch == 1)
     }
 }

@@ -17,22 +17,25 @@ extension ClusterDriver {
     func batchesQueued(_ batches: [StoredBatch], from connection: ConnectionID?) -> Int {
         var bytes = 0
         for batch in batches { bytes += batch.bytes.count }
-        if let stop = readPause.queued(bytes, from: connection) { mesh.setReading(false, on: stop) }
+        if let stop = readPause.queued(bytes, from: connection, now: clock.now()) {
+            logger.debug("reading from the primary stops: \(readPause.waitingBytes) bytes of its batches wait for the log")
+            mesh.setReading(false, on: stop)
+        }
         return bytes
     }
 
     /// The log reported an `appendBatches` of `bytes` (written or failed: released either way).
     func batchesReported(_ bytes: Int) {
-        if let start = readPause.written(bytes) { mesh.setReading(true, on: start) }
+        if let start = readPause.written(bytes, now: clock.now()) { mesh.setReading(true, on: start) }
     }
 
     /// Reading starts again on the paused connection whatever waits.
     func resumeReading() {
-        if let start = readPause.resume() { mesh.setReading(true, on: start) }
+        if let start = readPause.resume(now: clock.now()) { mesh.setReading(true, on: start) }
     }
 
     /// A peer's connection ended: if it was the paused one, nothing is left to switch on.
     func readPauseConnectionEnded() {
-        if let paused = readPause.paused, !mesh.isCurrent(paused) { readPause.ended(paused) }
+        if let paused = readPause.paused, !mesh.isCurrent(paused) { readPause.ended(paused, now: clock.now()) }
     }
 }

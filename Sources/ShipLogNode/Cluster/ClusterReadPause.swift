@@ -40,8 +40,11 @@ struct ClusterReadPause: Equatable {
     private(set) var waitingBytes = 0
     /// The connection whose reading is off, if any.
     private(set) var paused: ConnectionID?
-    /// Times reading was switched off (for tests and diagnosis).
+    /// Times reading was switched off, when the current pause began, and the longest pause
+    /// (for tests and diagnosis: the detector's margin).
     private(set) var pauses = 0
+    private(set) var pausedSince: Duration?
+    private(set) var longestPause: Duration = .zero
 
     init(maxBytes: Int) {
         self.maxBytes = max(1, maxBytes)
@@ -49,34 +52,37 @@ struct ClusterReadPause: Equatable {
 
     /// Batches of `bytes` read from `connection` (nil: not known, nothing to stop) were queued
     /// for the log. Returns the connection whose reading must stop now.
-    mutating func queued(_ bytes: Int, from connection: ConnectionID?) -> ConnectionID? {
+    mutating func queued(_ bytes: Int, from connection: ConnectionID?, now: Duration) -> ConnectionID? {
         precondition(bytes >= 0, "queued \(bytes) bytes")
         waitingBytes += bytes
         guard paused == nil, waitingBytes >= maxBytes, let connection else { return nil }
         paused = connection
+        pausedSince = now
         pauses += 1
         return connection
     }
 
     /// The log reported (written or failed: either way released) batches of `bytes`. Returns
     /// the connection whose reading must start again now.
-    mutating func written(_ bytes: Int) -> ConnectionID? {
+    mutating func written(_ bytes: Int, now: Duration) -> ConnectionID? {
         precondition(bytes >= 0 && bytes <= waitingBytes, "written \(bytes) of \(waitingBytes) waiting bytes")
         waitingBytes -= bytes
         guard waitingBytes < maxBytes else { return nil }
-        return resume()
+        return resume(now: now)
     }
 
     /// Reading must not stay off whatever waits (the role changed, the node stops): returns the
     /// connection to start reading again. What waits still counts; the next batch queued while
     /// it is over `maxBytes` stops reading again.
-    mutating func resume() -> ConnectionID? {
+    mutating func resume(now: Duration) -> ConnectionID? {
+        if let since = pausedSince { longestPause = max(longestPause, now - since) }
+        pausedSince = nil
         defer { paused = nil }
         return paused
     }
 
     /// `connection` ended: nothing is left to switch on it.
-    mutating func ended(_ connection: ConnectionID) {
-        if paused == connection { paused = nil }
+    mutating func ended(_ connection: ConnectionID, now: Duration) {
+        if paused == connection { _ = resume(now: now) }
     }
 }
