@@ -17,7 +17,9 @@ extension ClusterDriver {
     func batchesQueued(_ batches: [StoredBatch], from connection: ConnectionID?) -> Int {
         var bytes = 0
         for batch in batches { bytes += batch.bytes.count }
-        if let stop = readPause.queued(bytes, from: connection, now: clock.now()) {
+        // A connection that ended while the action waited (behind a persist) has nothing to stop.
+        let source = connection.flatMap { mesh.isCurrent($0) ? $0 : nil }
+        if let stop = readPause.queued(bytes, from: source, now: clock.now()) {
             logger.debug("reading from the primary stops: \(readPause.waitingBytes) bytes of its batches wait for the log")
             mesh.setReading(false, on: stop)
         }

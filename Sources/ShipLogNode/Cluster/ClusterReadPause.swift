@@ -11,24 +11,27 @@ import ShipLogProtocol
 /// model; here each `appendBatches` is its own log job, so bytes count down per report.
 ///
 /// Why pausing the connection that also carries the primary's heartbeats is safe for the
-/// failure detector (the choice made, of those in issue 9's follow-up):
+/// failure detector, rather than reading on:
 /// - A pause is short. Reading stops only at `maxBytes` queued and starts again as soon as the
 ///   queue drops below it, once the log has written what was read past the mark: the frames of
 ///   one readable event (NIO reads up to `maxMessagesPerRead` (4) × the 4 MiB receive buffer
 ///   before the loop hands them on), and never more than the primary has in flight unacked
 ///   (`maxInFlightBytesPerFollower`, 8 MiB: a follower that does not read acknowledges nothing).
 ///   So a pause lasts about the write of 8 MiB, a few to tens of ms into the page cache, against
-///   an election timeout of 1 s by default (the test cluster's 300 ms held too), and heartbeats
-///   read after it count from when they are read. The follower's written acks keep going out
-///   during a pause (only reading stops), so the primary's check-quorum still hears it.
+///   an election timeout of 1 s by default (the longest measured in a debug build: 165 ms), and
+///   heartbeats read after it count from when they are read.
 /// - A longer pause is a log that does not keep up (or hangs). A follower whose detector then
 ///   fires is safe to let suspect: with pre-vote and check-quorum (the defaults), every voter
 ///   that heard the primary within `preVoteSilence` refuses with `primaryAlive`, and any voter
 ///   whose log is ahead (the primary, a caught-up follower) refuses with `logBehind`: it is
 ///   catching up, so it is behind. It bumps no epoch; the refused pre-candidate follows again
 ///   and reconnects, and its catch-up continues from what its log holds. In two-node
-///   self-promotion (no pre-vote) it could promote itself, which that mode already accepts for
-///   any silence; it commits nothing the old primary's majority (both nodes) did not.
+///   self-promotion (no pre-vote, no one to refuse) it could promote itself: what that mode
+///   already accepts for any silence of the primary, a partition's included.
+/// - The primary's check-quorum hears a paused follower through the written acks its log
+///   reports (one per job): only a log that completes nothing for a whole election timeout
+///   goes unheard, where before it still answered heartbeats. A primary whose majority's logs
+///   all stall that long now steps down (before, it kept office on their `received` acks).
 /// - The alternative, reading on and holding batches back, bounds nothing (they are read), and
 ///   skipping the machine's ticks while paused (what `FollowerDriver` does) would also stop the
 ///   campaign rounds and hide a hung log from the election.
