@@ -42,13 +42,16 @@ final class AutoCluster: @unchecked Sendable {
     let directory: TemporaryDirectory
     let cluster: ClusterConfiguration
     let ids: [NodeID]
+    /// Every node's replication settings (the cluster's heartbeat interval replaces theirs).
+    let replication: ReplicationConfiguration
     /// The running nodes (the writer reads them from its own task).
     private let table = Mutex<[NodeID: Node]>([:])
     var nodes: [NodeID: Node] { table.withLock { $0 } }
 
     init(voters count: Int = 3, witnesses: Set<NodeID> = [], heartbeat: Duration = .milliseconds(50),
-         timeout: Duration = .milliseconds(300)) async throws {
+         timeout: Duration = .milliseconds(300), replication: ReplicationConfiguration = ReplicationConfiguration()) async throws {
         directory = try TemporaryDirectory()
+        self.replication = replication
         ids = (1...count).map { NodeID(UInt64($0)) }
         let ports = try await reserveLoopbackPorts(count)
         var voters: [NodeID: PeerAddress] = [:]
@@ -60,6 +63,7 @@ final class AutoCluster: @unchecked Sendable {
         var configuration = NodeConfiguration(id: id, logDirectory: directory.sub("\(id.rawValue)"), clusterKey: testKey,
                                               role: .automatic(cluster))
         configuration.listenPort = cluster.voters[id]!.port
+        configuration.replication = replication
         configuration.logOptions.segmentBytes = 256 << 10
         configuration.logOptions.preallocateSegments = false
         return configuration

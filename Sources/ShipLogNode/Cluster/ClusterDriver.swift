@@ -57,6 +57,10 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
     var transfers: [NodeID: (promise: EventLoopPromise<Void>, deadline: Scheduled<Void>)] = [:]
     /// A `ship` waiting for its peer's connection to drain (the machine has one outstanding per peer).
     var deferredShips: [NodeID: () -> Void] = [:]
+    /// Whether reading from the primary is off while its batches wait for the log (`ClusterDriver+ReadPause`).
+    var readPause: ClusterReadPause
+    /// The connection of the `batches` frame being fed, for the `appendBatches` it queues.
+    private var batchSource: ConnectionID?
 
     init(loop: any EventLoop, cluster: ClusterConfiguration, machine: NodeMachine, log: SegmentLog?, store: ElectionStateStore,
          pool: NIOThreadPool, clock: NodeClock, mesh: PeerMesh, logger: Logger, metrics: ClusterMetrics) {
@@ -72,6 +76,7 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         self.mesh = mesh
         self.logger = logger
         self.metrics = metrics
+        self.readPause = ClusterReadPause(maxBytes: machine.configuration.replication.maxUnwrittenBytes)
     }
 
     /// The machine's first event and the ticks; call on the loop before the listener accepts
@@ -100,6 +105,8 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             switch action {
             case .send(_, let to), .ship(let to, _, _, _, _, _), .disconnect(let to, _, _):
                 queue.append((action, mesh.connection(to: to)))
+            case .appendBatches:
+                queue.append((action, batchSource))
             default:
                 queue.append((action, nil))
             }
@@ -109,12 +116,18 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
 
     func peerConnected(_ peer: NodeID) { feed { $0.peerConnected(peer, now: $1) } }
     func peerWritable(_ peer: NodeID) { deferredShips.removeValue(forKey: peer)?() }
-    func peerDisconnected(_ peer: NodeID) { feed { $0.peerDisconnected(peer, now: $1) } }
+    func peerDisconnected(_ peer: NodeID) {
+        readPauseConnectionEnded()
+        feed { $0.peerDisconnected(peer, now: $1) }
+    }
 
     func received(_ frame: Frame, from peer: NodeID) {
         if case .goodbye(let goodbye) = frame {
             logger.info("peer says goodbye: \(goodbye.message)", metadata: ["peer": "\(peer)", "reason": "\(goodbye.reason)"])
         }
+        // Only a `batches` frame makes `appendBatches`: they come from the peer's current connection.
+        if case .batches = frame { batchSource = mesh.connection(to: peer) }
+        defer { batchSource = nil }
         feed { $0.received(frame, from: peer, now: $1) }
     }
 
@@ -181,11 +194,15 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         case .disconnect(let peer, let reason, let message):
             guard connection != nil, mesh.connection(to: peer) == connection else { return }
             mesh.disconnect(peer, reason: reason, message: message)
+            readPauseConnectionEnded()
             feed { $0.peerDisconnected(peer, now: $1) }
         case .writeAppend(let id, let epoch, let sync):
             writeAppend(id, epoch: epoch, sync: sync)
         case .appendBatches(let batches):
-            logWork?.enqueue({ log in try ClusterLogWork.appendBatches(log, batches) }) { [self] result, log in
+            guard let logWork else { return }
+            let bytes = batchesQueued(batches, from: connection)
+            logWork.enqueue({ log in try ClusterLogWork.appendBatches(log, batches) }) { [self] result, log in
+                batchesReported(bytes)
                 switch result {
                 case .success: feed { $0.batchesAppended(log: log, now: $1) }
                 case .failure(let error):
@@ -216,6 +233,9 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
             held[id] = nil
             if let waiter = waiting.removeValue(forKey: id) { waiter.promise.fail(nodeError(error, offsets: waiter.offsets)) }
         case .roleChanged(let change):
+            // A new role (primary, candidate, another primary or epoch) ends the session the
+            // pause belonged to: reading must not stay off on its connection meanwhile.
+            resumeReading()
             roleChanged(change)
         case .log(let event):
             logged(event)
@@ -247,6 +267,7 @@ final class ClusterDriver: PeerMeshDelegate, @unchecked Sendable {
         guard !halted else { return }
         halted = true
         ticker?.cancel()
+        resumeReading()
         for (_, waiter) in waiting {
             if let offsets = waiter.offsets {
                 waiter.promise.fail(NodeError.replicationFailed(offsets: offsets, .notPrimary, followers: ""))

@@ -76,6 +76,21 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
     /// Whether `peer`'s current connection takes more without growing its buffer past the mark.
     func isWritable(_ peer: NodeID) -> Bool { current[peer]?.channel.isWritable ?? true }
 
+    /// Whether `connection` is some peer's current connection.
+    func isCurrent(_ connection: ConnectionID) -> Bool { current.values.contains { $0.connection == connection } }
+
+    /// Switches reading on `connection` (`ChannelOptions.autoRead`) while it is open; frames its
+    /// decoder already holds still arrive after reading stops. Turning it on asks for a read.
+    func setReading(_ on: Bool, on connection: ConnectionID) {
+        loop.preconditionInEventLoop()
+        guard let channel = sessions[connection]?.channel else { return }
+        if let options = channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
+        } else {
+            channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        }
+    }
+
     /// Sends on `peer`'s current connection when it is still `connection`; drops it otherwise.
     func send(_ frame: Frame, to peer: NodeID, on connection: ConnectionID?) {
         guard let link = current[peer], link.connection == connection else { return }
