@@ -25,7 +25,8 @@ struct ClusterCatchUpMemoryMeasurement {
         return -1
     }
 
-    @Test(.enabled(if: environment["SHIPLOG_MEASURE_MB"] != nil), .timeLimit(.minutes(10)))
+    @Test(.enabled(if: environment["SHIPLOG_MEASURE_MB"] != nil, "a measurement, run only when SHIPLOG_MEASURE_MB is set"),
+          .timeLimit(.minutes(10)))
     func catchUpMemory() async throws {
         let megabytes = try #require(Int(Self.environment["SHIPLOG_MEASURE_MB"] ?? ""))
         var replication = ReplicationConfiguration()
