@@ -10,22 +10,6 @@ import Testing
 /// nothing, and the node keeps serving.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct BadInputTests {
-    /// Connects, writes `bytes`, and waits (at most `timeout`) for the node to close the connection.
-    func nodeCloses(_ address: PeerAddress, after bytes: [UInt8], timeout: Duration = .seconds(5)) async throws -> Bool {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: address.host, port: address.port).get()
-        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
-        let closed = channel.closeFuture
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await closed.get(); return true }
-            group.addTask { try await Task.sleep(for: timeout); return false }
-            let first = try await group.next()!
-            group.cancelAll()
-            channel.close(promise: nil)
-            return first
-        }
-    }
-
     func expectStillServing(_ cluster: LocalCluster) async throws {
         let status = try await NodeStatusClient.fetch(from: cluster.primaryAddress, clusterKey: testKey)
         #expect(status.role == "primary")
