@@ -30,8 +30,8 @@ struct Review13SlowDiskElectionTests {
                 (try? await node.append([record(0)], mode: .sync(quorum: 1))) != nil
             }
             let epoch = try await node.status().epoch
-            // Both followers' disks now write 256 KiB/s; the primary's stays fast.
-            for id in nodes.cluster.ids where id != primary { nodes.fileSystems[id]!.bytesPerSecond.withLock { $0 = 256 << 10 } }
+            // Both followers' disks now write 2 MiB/s; the primary's stays fast.
+            for id in nodes.cluster.ids where id != primary { nodes.fileSystems[id]!.bytesPerSecond.withLock { $0 = 2 << 20 } }
             // 64 records LZ4 cannot shrink, made once: a debug build makes them slower than a disk writes.
             let records = (0..<64).map { FollowerReadPauseTests.incompressible($0) }
             // Async appends (the primary does not wait for the followers) from 16 writers for 6 s, at
