@@ -16,6 +16,9 @@ struct Review13SlowDiskElectionTests {
     @Test func twoFollowersOnSlowDisksDoNotDeposeAHealthyPrimary() async throws {
         var replication = ReplicationConfiguration()
         replication.maxUnwrittenBytes = 1 << 20  // as ClusterReadPauseTests: pauses start early
+        // Frames of 256 KiB: at 2 MiB/s one is written every 125 ms, well inside the election
+        // timeout even when this process's shared thread pool makes the slow writes queue.
+        replication.maxShipBytes = 256 << 10
         let nodes = try await Review13Nodes(replication: replication)
         do {
             try await nodes.startAll()
