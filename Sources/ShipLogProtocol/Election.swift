@@ -160,13 +160,15 @@ public struct Election: Sendable {
     /// reading (the shell's read pause): its heartbeats then wait in the connection behind up
     /// to the primary's in-flight cap of batches, for longer than the election timeout on a
     /// slow disk, while the batches ahead of them still arrive (Review13SlowDiskElectionTests).
+    /// Only this node's own suspicion hears them: the pre-vote window (`hearsPrimary`) stays
+    /// on heartbeats, so that a follower still draining a dead primary's batches from its
+    /// socket does not refuse the pre-votes of the failover (the frames say the primary was
+    /// alive when it sent them, which may be seconds ago at a slow disk's pace).
     public mutating func primaryFrame(from peer: NodeID, epoch frameEpoch: UInt64, now: Duration) -> [Action] {
         run { election in
             guard election.role == .follower, election.primary == peer, frameEpoch == election.epoch else { return }
             election.detector.alive(now: now)
-            election.lastPrimaryContact = now
             election.suspicion = nil
-            election.primaryConnectionClosedAt = nil
         }
     }
 
