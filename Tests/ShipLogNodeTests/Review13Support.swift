@@ -70,15 +70,27 @@ final class Review13Nodes: @unchecked Sendable {
     }
 
     func startAll() async throws {
-        for id in cluster.ids {
-            var configuration = cluster.configuration(id)
-            configuration.logOptions.fileSystem = fileSystems[id]!
-            // Uncompressed: a debug build's LZ4 would hold the primary's appends below the disks' rate.
-            configuration.logOptions.compression = .none
-            let node = Node(configuration: configuration)
-            try await node.start()
-            table.withLock { $0[id] = node }
-        }
+        for id in cluster.ids { try await start(id) }
+    }
+
+    @discardableResult
+    func start(_ id: NodeID) async throws -> Node {
+        var configuration = cluster.configuration(id)
+        configuration.logOptions.fileSystem = fileSystems[id]!
+        // Uncompressed: a debug build's LZ4 would hold the primary's appends below the disks' rate.
+        configuration.logOptions.compression = .none
+        let node = Node(configuration: configuration)
+        try await node.start()
+        table.withLock { $0[id] = node }
+        return node
+    }
+
+    /// Stops `id` cleanly, runs `meanwhile`, and starts it again on its directory.
+    func restart(_ id: NodeID, meanwhile: () async throws -> Void) async throws -> Node {
+        let node = table.withLock { $0.removeValue(forKey: id) }
+        try await node?.stop()
+        try await meanwhile()
+        return try await start(id)
     }
 
     func stopAll() async {

@@ -41,6 +41,8 @@ struct ClusterReadPause: Equatable {
     let maxBytes: Int
     /// Stored bytes of `appendBatches` queued for the log and not yet reported.
     private(set) var waitingBytes = 0
+    /// The most `waitingBytes` ever held: the memory the pause actually bounds (tests).
+    private(set) var peakWaitingBytes = 0
     /// The connection whose reading is off, if any.
     private(set) var paused: ConnectionID?
     /// Times reading was switched off, when the current pause began, and the longest pause
@@ -58,6 +60,7 @@ struct ClusterReadPause: Equatable {
     mutating func queued(_ bytes: Int, from connection: ConnectionID?, now: Duration) -> ConnectionID? {
         precondition(bytes >= 0, "queued \(bytes) bytes")
         waitingBytes += bytes
+        peakWaitingBytes = max(peakWaitingBytes, waitingBytes)
         guard paused == nil, waitingBytes >= maxBytes, let connection else { return nil }
         paused = connection
         pausedSince = now
