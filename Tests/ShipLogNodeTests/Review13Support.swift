@@ -85,6 +85,12 @@ final class Review13Nodes: @unchecked Sendable {
         return node
     }
 
+    /// Crashes `id` (connections dropped without goodbye, no clean-shutdown marker).
+    func crash(_ id: NodeID) async throws {
+        let node = table.withLock { $0.removeValue(forKey: id) }
+        try await node?.stopAsCrash()
+    }
+
     /// Stops `id` cleanly, runs `meanwhile`, and starts it again on its directory.
     func restart(_ id: NodeID, meanwhile: () async throws -> Void) async throws -> Node {
         let node = table.withLock { $0.removeValue(forKey: id) }
