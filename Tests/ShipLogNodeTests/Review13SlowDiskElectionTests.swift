@@ -13,7 +13,8 @@ import Testing
 /// primary within the silence window), and one of them deposes it.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct Review13SlowDiskElectionTests {
-    @Test func twoFollowersOnSlowDisksDoNotDeposeAHealthyPrimary() async throws {
+    @Test(.enabled(if: Review13Nodes.slowDiskTestsEnabled, Review13Nodes.slowDiskTestsReason))
+    func twoFollowersOnSlowDisksDoNotDeposeAHealthyPrimary() async throws {
         var replication = ReplicationConfiguration()
         replication.maxUnwrittenBytes = 1 << 20  // as ClusterReadPauseTests: pauses start early
         // Frames of 256 KiB: at 2 MiB/s one is written every 125 ms, well inside the election

@@ -9,7 +9,8 @@ import Testing
 /// failover's pre-votes: the healthy follower is elected within about an election timeout.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct Review13SlowFollowerFailoverTests {
-    @Test func aSlowFollowerDrainingACrashedPrimarysBatchesDoesNotHoldUpTheFailover() async throws {
+    @Test(.enabled(if: Review13Nodes.slowDiskTestsEnabled, Review13Nodes.slowDiskTestsReason))
+    func aSlowFollowerDrainingACrashedPrimarysBatchesDoesNotHoldUpTheFailover() async throws {
         var replication = ReplicationConfiguration()
         replication.maxUnwrittenBytes = 1 << 20
         replication.maxShipBytes = 256 << 10
