@@ -68,7 +68,7 @@ extension Election {
             var since = now
             if byConnection, let closed = closedSuspicion {
                 since = closed
-            } else if case .fixedTimeout(let timeout) = configuration.detector, let last = detector.lastHeartbeat {
+            } else if case .fixedTimeout(let timeout) = configuration.detector, let last = detector.lastHeard {
                 since = min(now, last + timeout)
             }
             let entry = Suspicion(since: since, silentSince: lastPrimaryContact, campaignAt: since + rankedDelay())

@@ -154,6 +154,24 @@ public struct Election: Sendable {
         run { election in election.noteFollower(node, logEnd: logEnd, now: now) }
     }
 
+    /// On a follower: the primary it follows sent a replication frame (`batches`) of this epoch,
+    /// as much proof that it is alive as a heartbeat (Raft's AppendEntries restart the election
+    /// timer too). Needed because a follower whose log is slower than the primary's load stops
+    /// reading (the shell's read pause): its heartbeats then wait in the connection behind up
+    /// to the primary's in-flight cap of batches, for longer than the election timeout on a
+    /// slow disk, while the batches ahead of them still arrive (Review13SlowDiskElectionTests).
+    /// Only this node's own suspicion hears them: the pre-vote window (`hearsPrimary`) stays
+    /// on heartbeats, so that a follower still draining a dead primary's batches from its
+    /// socket does not refuse the pre-votes of the failover (the frames say the primary was
+    /// alive when it sent them, which may be seconds ago at a slow disk's pace).
+    public mutating func primaryFrame(from peer: NodeID, epoch frameEpoch: UInt64, now: Duration) -> [Action] {
+        run { election in
+            guard election.role == .follower, election.primary == peer, frameEpoch == election.epoch else { return }
+            election.detector.alive(now: now)
+            election.suspicion = nil
+        }
+    }
+
     /// Switchover (`shiplog switchover --to`): hand leadership to `target`.
     public mutating func transferLeadership(to target: NodeID, now: Duration) -> [Action] {
         run { election in election.startTransfer(to: target, now: now) }

@@ -32,6 +32,10 @@ public struct PhiAccrualSettings: Equatable, Sendable {
 public struct FailureDetector: Sendable {
     public let kind: FailureDetectorKind
     private(set) var lastHeartbeat: Duration?
+    /// The latest other proof of life (`alive`), which is no interval sample.
+    private(set) var lastAlive: Duration?
+    /// The latest proof of life of either kind: silence counts from here.
+    var lastHeard: Duration? { lastHeartbeat.map { max($0, lastAlive ?? $0) } }
     private var intervals: IntervalWindow
 
     public init(_ kind: FailureDetectorKind) {
@@ -60,10 +64,19 @@ public struct FailureDetector: Sendable {
         lastHeartbeat = now
     }
 
+    /// Proof of life outside the regular heartbeats (a primary's replication frame): silence
+    /// counts from `now` again, but the arrival is no sample of the heartbeat interval (such
+    /// frames come at the load's pace, not the heartbeats'). Ignored before the detector starts.
+    public mutating func alive(now: Duration) {
+        guard lastHeartbeat != nil else { return }
+        lastAlive = max(lastAlive ?? now, now)
+    }
+
     /// Forgets the heartbeat history (a new primary, a new connection). The peer is not
     /// suspected until `timeout` after `now` (fixed) or the history refills (phi).
     public mutating func reset(now: Duration) {
         lastHeartbeat = nil
+        lastAlive = nil
         intervals = IntervalWindow(capacity: intervals.capacity)
         heartbeat(now: now)
     }
@@ -71,7 +84,7 @@ public struct FailureDetector: Sendable {
     /// Phi at `now`: minus log10 of the probability that a heartbeat this late is still coming.
     /// For the fixed timeout: 0 before the timeout, infinity after.
     public func phi(now: Duration) -> Double {
-        guard let last = lastHeartbeat else { return 0 }
+        guard let last = lastHeard else { return 0 }
         let sinceLast = milliseconds(max(.zero, now - last))
         switch kind {
         case .fixedTimeout(let timeout):

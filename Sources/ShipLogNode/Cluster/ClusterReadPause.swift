@@ -13,13 +13,19 @@ import ShipLogProtocol
 /// Why pausing the connection that also carries the primary's heartbeats is safe for the
 /// failure detector, rather than reading on:
 /// - A pause is short. Reading stops only at `maxBytes` queued and starts again as soon as the
-///   queue drops below it, once the log has written what was read past the mark: the frames of
-///   one readable event (NIO reads up to `maxMessagesPerRead` (4) × the 4 MiB receive buffer
-///   before the loop hands them on), and never more than the primary has in flight unacked
-///   (`maxInFlightBytesPerFollower`, 8 MiB: a follower that does not read acknowledges nothing).
-///   So a pause lasts about the write of 8 MiB, a few to tens of ms into the page cache, against
-///   an election timeout of 1 s by default (the longest measured in a debug build: 165 ms), and
-///   heartbeats read after it count from when they are read.
+///   queue drops below it, once the log has written what was read past the mark: the frames
+///   completed by one read, at most `PeerMesh.maxReadBytes` (256 KiB) per turn of the loop on
+///   a voter's connection, so at most a frame and a read past the mark. (NIO's default, 4 reads
+///   of up to 4 MiB, read the whole connection, up to `maxInFlightBytesPerFollower` (8 MiB),
+///   past it: at a disk's 2 MiB/s a silence of seconds, Review13SlowDiskElectionTests.)
+/// - The heartbeats are not what proves the primary alive while reading is paused: they wait in
+///   the connection behind up to the primary's in-flight cap of batches (a follower that does
+///   not read acknowledges nothing), drained at the follower's disk rate, 4 s at 2 MiB/s. The
+///   batches frames ahead of them arrive as the log writes, one per `maxShipBytes` written, and
+///   each restarts the follower's own detector (`Election.primaryFrame`, as Raft's
+///   AppendEntries do). The pre-vote window stays on heartbeats (a dead primary's batches still
+///   draining must not make the follower refuse the failover), so a follower paused longer than
+///   `preVoteSilence` grants pre-votes: harmless while no voter suspects the primary.
 /// - A longer pause is a log that does not keep up (or hangs). A follower whose detector then
 ///   fires is safe to let suspect: with pre-vote and check-quorum (the defaults), every voter
 ///   that heard the primary within `preVoteSilence` refuses with `primaryAlive`, and any voter
@@ -41,6 +47,8 @@ struct ClusterReadPause: Equatable {
     let maxBytes: Int
     /// Stored bytes of `appendBatches` queued for the log and not yet reported.
     private(set) var waitingBytes = 0
+    /// The most `waitingBytes` ever held: the memory the pause actually bounds (tests).
+    private(set) var peakWaitingBytes = 0
     /// The connection whose reading is off, if any.
     private(set) var paused: ConnectionID?
     /// Times reading was switched off, when the current pause began, and the longest pause
@@ -58,6 +66,7 @@ struct ClusterReadPause: Equatable {
     mutating func queued(_ bytes: Int, from connection: ConnectionID?, now: Duration) -> ConnectionID? {
         precondition(bytes >= 0, "queued \(bytes) bytes")
         waitingBytes += bytes
+        peakWaitingBytes = max(peakWaitingBytes, waitingBytes)
         guard paused == nil, waitingBytes >= maxBytes, let connection else { return nil }
         paused = connection
         pausedSince = now

@@ -91,6 +91,20 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
         }
     }
 
+    /// A voter's connection reads at most `maxReadBytes` per turn of the loop (NIO's default:
+    /// up to 4 reads of up to 4 MiB). A follower stops reading from its primary only once the
+    /// frames read reach its driver (`ClusterDriver+ReadPause`), so what one turn reads lands in
+    /// its queue past the mark, and writing that overshoot is a silence its failure detector
+    /// sees: 16 MiB at a disk's 2 MiB/s is 8 s, past any election timeout
+    /// (Review13SlowDiskElectionTests).
+    static let maxReadBytes = 256 << 10
+    private static func limitReads(on channel: any Channel) {
+        guard let options = channel.syncOptions else { return }
+        try? options.setOption(ChannelOptions.maxMessagesPerRead, value: 1)  // fails only once the channel closed
+        try? options.setOption(ChannelOptions.recvAllocator,
+                               value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: maxReadBytes))
+    }
+
     /// Sends on `peer`'s current connection when it is still `connection`; drops it otherwise.
     func send(_ frame: Frame, to peer: NodeID, on connection: ConnectionID?) {
         guard let link = current[peer], link.connection == connection else { return }
@@ -196,6 +210,7 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
             if stopped { channel.close(promise: nil); return }
             sessions[connection] = (peer, channel)
             guard voters[peer] != nil, peer != nodeID else { return }  // an operator: status and switchover only
+            Self.limitReads(on: channel)
             if let old = current.removeValue(forKey: peer) {
                 // The peer restarted, or its old connection is half-open: the newer one wins.
                 sessions[old.connection] = nil

@@ -36,6 +36,7 @@ extension NodeMachine {
             case .heartbeat(let beat):
                 notePrimaryEnd(peer, epoch: beat.epoch, nextOffset: beat.primaryNextOffset)
             case .batches(let batches):
+                applyElection(election.primaryFrame(from: peer, epoch: batches.epoch, now: now), now: now)
                 if let last = batches.batches.last, last.count >= Format.batchHeaderBytes,
                    case .success(let header) = last.withUnsafeBytes({ BatchHeader.decode($0) }) {
                     notePrimaryEnd(peer, epoch: batches.epoch, nextOffset: header.nextOffset)
