@@ -16,17 +16,7 @@ struct Review13ReadPauseBoundTests {
         replication.maxUnwrittenBytes = 1 << 20
         let nodes = try await Review13Nodes(replication: replication)
         do {
-            try await nodes.startAll()
-            var found: NodeID?
-            try await waitUntil("a primary", timeout: .seconds(20)) {
-                found = await nodes.primary()
-                return found != nil
-            }
-            let primary = try #require(found)
-            let node = try #require(nodes.nodes[primary])
-            try await waitUntil("a first sync append", timeout: .seconds(20)) {
-                (try? await node.append([record(0)], mode: .sync(quorum: 1))) != nil
-            }
+            let (primary, node) = try await nodes.startWithPrimary()
             let follower = nodes.cluster.ids.first { $0 != primary }!
             let restarted = try await nodes.restart(follower) {
                 // Behind by 12 marks when it comes back.

@@ -22,17 +22,7 @@ struct Review13SlowDiskElectionTests {
         replication.maxShipBytes = 256 << 10
         let nodes = try await Review13Nodes(replication: replication)
         do {
-            try await nodes.startAll()
-            var found: NodeID?
-            try await waitUntil("a primary", timeout: .seconds(20)) {
-                found = await nodes.primary()
-                return found != nil
-            }
-            let primary = try #require(found)
-            let node = try #require(nodes.nodes[primary])
-            try await waitUntil("a first sync append", timeout: .seconds(20)) {
-                (try? await node.append([record(0)], mode: .sync(quorum: 1))) != nil
-            }
+            let (primary, node) = try await nodes.startWithPrimary()
             let epoch = try await node.status().epoch
             // Both followers' disks now write 2 MiB/s; the primary's stays fast.
             for id in nodes.cluster.ids where id != primary { nodes.fileSystems[id]!.bytesPerSecond.withLock { $0 = 2 << 20 } }

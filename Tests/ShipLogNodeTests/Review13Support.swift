@@ -81,6 +81,23 @@ final class Review13Nodes: @unchecked Sendable {
         for id in cluster.ids { try await start(id) }
     }
 
+    /// Starts every node and waits (20 s at most each) for one primary and a first sync append
+    /// through it: the cluster is then elected and replicating.
+    func startWithPrimary() async throws -> (primary: NodeID, node: Node) {
+        try await startAll()
+        var found: NodeID?
+        try await waitUntil("a primary", timeout: .seconds(20)) {
+            found = await self.primary()
+            return found != nil
+        }
+        let primary = try #require(found)
+        let node = try #require(nodes[primary])
+        try await waitUntil("a first sync append", timeout: .seconds(20)) {
+            (try? await node.append([record(0)], mode: .sync(quorum: 1))) != nil
+        }
+        return (primary, node)
+    }
+
     @discardableResult
     func start(_ id: NodeID) async throws -> Node {
         var configuration = cluster.configuration(id)
