@@ -57,7 +57,7 @@ extension FollowerDriver {
             let (batches, count) = (pendingBatches, pendingAppends)
             (pendingBatches, pendingAppends) = ([], 0)
             // Reading goes on: the next frames are received while this write runs.
-            if readPause.taken(), let primary { setAutoRead(true, on: primary.channel) }
+            if readPause.taken(), let primary { primary.channel.setReading(true) }
             // The blocking append on the thread pool, not the async one in a task: handing work
             // to a pool thread and back costs a few µs here, a task woken from the event loop
             // tens of µs (Swift's global executor on Linux), on every batch a sync append waits for.
@@ -83,17 +83,6 @@ extension FollowerDriver {
             }
         }
         logWork = result.map { _ in }.recover { _ in }
-    }
-
-    /// Switches reading from the primary (`readPause`). Frames the decoder already holds still
-    /// arrive when it goes off. On the loop the option is set at once (on also asks for a read).
-    func setAutoRead(_ on: Bool, on channel: any Channel) {
-        loop.preconditionInEventLoop()
-        if let options = channel.syncOptions {
-            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
-        } else {
-            channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
-        }
     }
 
     /// Runs `work` after every log write queued before it, then `then` on the loop.

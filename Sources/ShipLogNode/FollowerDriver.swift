@@ -197,7 +197,7 @@ final class FollowerDriver: SessionDelegate, @unchecked Sendable {
                 pendingAppends += 1
                 var bytes = 0
                 for batch in batches { bytes += batch.bytes.count }
-                if readPause.waiting(bytes), let primary { setAutoRead(false, on: primary.channel) }
+                if readPause.waiting(bytes), let primary { primary.channel.setReading(false) }
                 if pendingAppends == 1 { enqueueAppend() }
             case .sync:
                 startSync()

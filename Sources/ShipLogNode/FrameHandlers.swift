@@ -103,6 +103,18 @@ final class FrameEncoder: MessageToByteEncoder {
 }
 
 extension Channel {
+    /// Switches reading (`ChannelOptions.autoRead`): a follower's read pause. Frames the decoder
+    /// already holds still arrive after reading stops; turning it on asks for a read. Call on
+    /// the channel's loop, where the option is set at once.
+    func setReading(_ on: Bool) {
+        eventLoop.preconditionInEventLoop()
+        if let options = syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
+        } else {
+            setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+        }
+    }
+
     /// Writes a frame `FrameCodec` laid out elsewhere (a `batches` frame read straight into its
     /// send buffer, see `ShipRead`) past the frame encoder, which only takes `Frame`s. Call on
     /// the channel's event loop: frames written through the encoder there are encoded and passed

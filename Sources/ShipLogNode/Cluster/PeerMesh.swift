@@ -79,16 +79,10 @@ final class PeerMesh: SessionDelegate, @unchecked Sendable {
     /// Whether `connection` is some peer's current connection.
     func isCurrent(_ connection: ConnectionID) -> Bool { current.values.contains { $0.connection == connection } }
 
-    /// Switches reading on `connection` (`ChannelOptions.autoRead`) while it is open; frames its
-    /// decoder already holds still arrive after reading stops. Turning it on asks for a read.
+    /// Switches reading on `connection` while it is open (`Channel.setReading`).
     func setReading(_ on: Bool, on connection: ConnectionID) {
         loop.preconditionInEventLoop()
-        guard let channel = sessions[connection]?.channel else { return }
-        if let options = channel.syncOptions {
-            try? options.setOption(ChannelOptions.autoRead, value: on)  // fails only once the channel closed
-        } else {
-            channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
-        }
+        sessions[connection]?.channel.setReading(on)
     }
 
     /// A voter's connection reads at most `maxReadBytes` per turn of the loop (NIO's default:
