@@ -120,8 +120,8 @@ final class ReplicationWorkloads {
             rate = writersRate
             try reportCPUPerAppend(latencyCPU, appends: latencyAppends + warmUp, figure: "cpu_us_per_append",
                                    note: "the p50 series (1 task, warm-up included)")
-            try reportCPUPerAppend(writersCPU, appends: Self.writers * perWriter, figure: "cpu_us_per_append_16_writers",
-                                   note: "the 16-writer series")
+            try reportCPUPerAppend(writersCPU, appends: Self.writers * (perWriter + Self.writerWarmUpAppends),
+                                   figure: "cpu_us_per_append_16_writers", note: "the 16-writer series (warm-up included)")
             let onLoopRate = try writers(cluster.primary, mode: .sync(quorum: 1), sampler: nil, onNodeExecutor: true)
             try report("replicate-sync", "appends_per_s_16_writers_loop_executor", onLoopRate, "appends/s",
                        baseline: "redis-set-wait-16-clients",
@@ -207,8 +207,11 @@ final class ReplicationWorkloads {
         return histogram
     }
 
+    /// Untimed appends per writer before the timed ones.
+    static let writerWarmUpAppends = 50
+
     /// Appends/s of `writers` tasks each appending `perWriter` single records with `mode`
-    /// (after 50 untimed appends each), sampling the follower's lag meanwhile if asked.
+    /// (after `writerWarmUpAppends` untimed appends each), sampling the follower's lag meanwhile if asked.
     /// With `onNodeExecutor` the tasks prefer the node's event loop as their executor.
     private func writers(_ node: Node, mode: ReplicationMode, sampler: LagSampler?, onNodeExecutor: Bool = false) throws -> Double {
         let records = self.records
@@ -225,7 +228,7 @@ final class ReplicationWorkloads {
                 try await group.waitForAll()
             }
         }
-        try blocking { try await run(50) }
+        try blocking { try await run(Self.writerWarmUpAppends) }
         sampler?.start()
         let seconds = try measure { try blocking { try await run(perWriter) } }
         sampler?.stop()
