@@ -164,11 +164,17 @@ public struct Election: Sendable {
     /// on heartbeats, so that a follower still draining a dead primary's batches from its
     /// socket does not refuse the pre-votes of the failover (the frames say the primary was
     /// alive when it sent them, which may be seconds ago at a slow disk's pace).
+    /// A frame after a `peerDisconnected` came over a newer connection (nothing of a closed
+    /// connection reaches the machine after its close, format.md §14): the primary outlived the
+    /// close, so the close's fast suspicion ends too, as a heartbeat ends it; else a read-paused
+    /// follower that reconnects campaigns `preVoteSilence` later against a healthy primary
+    /// (Review14PrimaryFrameCloseTests).
     public mutating func primaryFrame(from peer: NodeID, epoch frameEpoch: UInt64, now: Duration) -> [Action] {
         run { election in
             guard election.role == .follower, election.primary == peer, frameEpoch == election.epoch else { return }
             election.detector.alive(now: now)
             election.suspicion = nil
+            election.primaryConnectionClosedAt = nil
         }
     }
 
