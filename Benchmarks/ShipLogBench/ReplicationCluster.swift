@@ -89,16 +89,20 @@ final class ReplicationCluster {
         return (status, status.followers.first { $0.node == Self.followerID.rawValue })
     }
 
-    /// Polls the primary's status (every 1 ms) until `condition` holds for the follower.
-    func waitUntil(timeout: Duration, _ what: String, _ condition: (NodeStatus.Follower) -> Bool) throws {
+    /// Polls the primary's status until `condition` holds for the follower: every 1 ms, or
+    /// after what `nextPoll` says for the status it just saw (at least 1 ms).
+    func waitUntil(timeout: Duration, _ what: String, nextPoll: (NodeStatus.Follower?) -> Duration = { _ in .milliseconds(1) },
+                   _ condition: (NodeStatus.Follower) -> Bool) throws {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while clock.now < deadline {
-            if let follower = try followerStatus().follower, condition(follower) { return }
+            let follower = try followerStatus().follower
+            if let follower, condition(follower) { return }
             guard !self.follower.hasExited else {
                 throw NetworkError.child("the follower (pid \(self.follower.pid)) exited while waiting for \(what)")
             }
-            usleep(1000)
+            let pause = max(.milliseconds(1), min(nextPoll(follower), deadline - clock.now))
+            usleep(UInt32(pause / .microseconds(1)))
         }
         throw NetworkError.timeout("waiting for \(what) for \(timeout)")
     }
