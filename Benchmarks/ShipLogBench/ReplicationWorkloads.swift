@@ -289,9 +289,9 @@ final class ReplicationWorkloads {
         try cluster.waitUntil(timeout: .seconds(30), "the follower to connect") { $0.connected }
         let start = clock.now
         let (primaryBefore, followerBefore) = (ResourceUsage.now().cpuSeconds, cluster.follower.cpuSeconds)
-        // Each poll is a task's hop onto the primary's loop and back; every 1 ms they took about
-        // 8% of the two cores catch-up runs on. So polls are rare while the follower is far
-        // behind and every 1 ms near the end: a quarter of the time left at the rate so far.
+        // Each poll is a task's hop onto the primary's loop and back; every 1 ms they took a
+        // tenth of a CPU from the two catch-up runs on. So polls are rare while the follower is
+        // far behind and every 1 ms near the end: a quarter of the time left at the rate so far.
         let firstWritten = try cluster.followerStatus().follower?.written ?? 0
         let nextPoll = { (follower: NodeStatus.Follower?) -> Duration in
             guard let follower, follower.written > firstWritten else { return .milliseconds(1) }
