@@ -34,6 +34,8 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         // vmsplice(2) and splice(2), which Swift's Glibc module leaves out; a header only.
         .systemLibrary(name: "CLinuxPipe"),
+        // sync_file_range(2), which Swift's Glibc module leaves out; a header only.
+        .systemLibrary(name: "CLinuxFile"),
         .systemLibrary(
             name: "CLevelDB",
             providers: [.apt(["libleveldb-dev"]), .brew(["leveldb"])]),
@@ -42,7 +44,7 @@ let package = Package(
         .target(
             name: "ShipLogStorage",
             dependencies: [
-                "CLZ4", "CISAL",
+                "CLZ4", "CISAL", "CLinuxFile",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Replication and failover decisions: pure state machines and the wire frames (format.md §11).

@@ -71,6 +71,8 @@ final class FaultInjectingFileSystem: FileSystem {
     let faults = Mutex(Faults())
     /// Every `syncDirectory` call's path, in order.
     let syncedDirectories = Mutex<[String]>([])
+    /// Every `startWriteback` call, in order (forwarded to the real file too).
+    let writebacks = Mutex<[(path: String, range: Range<Int64>)]>([])
 
     func openFile(_ path: String, create: Bool) throws -> any StorageFile {
         FaultyFile(real: try real.openFile(path, create: create), owner: self)
@@ -117,6 +119,10 @@ final class FaultyFile: StorageFile {
         try real.preallocate(to: bytes)
     }
     func size() throws -> Int64 { try real.size() }
+    func startWriteback(_ range: Range<Int64>) {
+        owner.writebacks.withLock { $0.append((path, range)) }
+        real.startWriteback(range)
+    }
 }
 
 /// Every record the log holds, read through a cursor from the first offset.

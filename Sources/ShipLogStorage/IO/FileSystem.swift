@@ -11,6 +11,10 @@ public protocol StorageFile: AnyObject, Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int
     /// Makes written data durable (fdatasync; F_FULLFSYNC on Apple platforms).
     func sync() throws
+    /// Asks the kernel to start writing `range` to disk and returns without waiting
+    /// (sync_file_range with SYNC_FILE_RANGE_WRITE on Linux). Durability still comes only from
+    /// `sync()`, which reports any error of this write-back. Default: nothing.
+    func startWriteback(_ range: Range<Int64>)
     func truncate(to bytes: Int64) throws
     /// Reserves space up to `bytes` so later writes neither grow the file nor hit ENOSPC.
     func preallocate(to bytes: Int64) throws
@@ -31,6 +35,9 @@ extension StorageFile {
         for part in parts { bytes.append(contentsOf: part) }
         try bytes.withUnsafeBytes { try write($0, at: position) }
     }
+
+    /// For files that cannot start a write-back early: the `sync()` that follows writes all.
+    public func startWriteback(_ range: Range<Int64>) {}
 
     /// For files that know nothing of holes: all of the rest may hold data.
     public func dataRanges(from position: Int64) throws -> [Range<Int64>] {

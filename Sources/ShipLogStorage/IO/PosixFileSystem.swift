@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CLinuxFile
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -226,6 +227,14 @@ final class PosixFile: StorageFile {
         let result = fdatasync(fd)
         #endif
         guard result == 0 else { throw LogError.io(operation: "fsync", path: path, errno: errno) }
+    }
+
+    /// Errors are not reported here: a failed write-back sets the file's error, which the next
+    /// fdatasync on this descriptor returns (SYNC_FILE_RANGE_WRITE alone does not consume it).
+    func startWriteback(_ range: Range<Int64>) {
+        #if os(Linux)
+        _ = sync_file_range(fd, off_t(range.lowerBound), off_t(range.count), shiplog_SYNC_FILE_RANGE_WRITE)
+        #endif
     }
 
     /// SEEK_DATA and SEEK_HOLE (Linux, macOS): on ext4 and XFS a preallocated segment's

@@ -42,6 +42,13 @@ public struct LogOptions: Sendable {
     /// Reserve each segment's full size when it is created, so fsync'd appends overwrite
     /// allocated blocks instead of growing the file (format.md §8 explains why zeroes are safe).
     public var preallocateSegments: Bool = true
+    /// Every this many bytes written to the active segment, the log asks the kernel to start
+    /// writing them to disk without waiting (RocksDB's `bytes_per_sync`, PostgreSQL's
+    /// `wal_writer_flush_after`), so the fdatasync that seals a segment when it rolls finds
+    /// little left to write instead of the whole segment (64 MiB: about 60 ms on a 1 GB/s
+    /// disk, during which no append of this log is written). Durability is unchanged: only
+    /// fdatasync makes bytes durable. 0 turns it off.
+    public var writebackBytes: Int = 8 << 20
     /// The first offset of a newly created log (a point-in-time restore keeps the source's
     /// offsets). Ignored when the log already has segments.
     public var initialOffset: UInt64 = 0
@@ -72,6 +79,9 @@ public struct LogOptions: Sendable {
         }
         guard maxRecordBytes > 0, maxRecordBytes <= maxBatchBytes else {
             throw LogError.invalidOptions("maxRecordBytes must be in 1...maxBatchBytes")
+        }
+        guard writebackBytes >= 0 else {
+            throw LogError.invalidOptions("writebackBytes must be 0 (off) or more")
         }
         guard maxOpenSegmentFiles >= 2 else {
             throw LogError.invalidOptions("maxOpenSegmentFiles must be at least 2 (the active segment and one sealed one)")

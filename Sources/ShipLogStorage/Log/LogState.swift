@@ -36,6 +36,9 @@ struct LogState: Sendable {
     var truncations: [(generation: UInt64, keepNext: UInt64)] = []
     var tailWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     var nextTailWaiterID = 0
+    /// The active segment (by base offset) and the position below which its write-back has
+    /// been started (`LogOptions.writebackBytes`); nil before the first.
+    var writebackStarted: (segmentBase: UInt64, position: Int64)?
     /// Set by a failed fsync: every later write is refused.
     var failure: String?
     var isClosed = false

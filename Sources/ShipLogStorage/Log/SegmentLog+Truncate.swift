@@ -242,6 +242,10 @@ extension SegmentLog {
         state.durableNextOffset = state.active.nextOffset
         // The batches past it are gone (a truncate or reset failing part-way stops here too).
         state.epochHistory.truncate(toNextOffset: state.active.nextOffset)
+        // Write-back starts again from the new end, where the next bytes go.
+        if let started = state.writebackStarted, started.position > state.flushedPosition {
+            state.writebackStarted = (started.segmentBase, state.flushedPosition)
+        }
     }
 
     /// The lowest first-removed offset of the truncations after `generation`; nil if none.

@@ -129,7 +129,7 @@ extension SegmentLog {
         } catch {
             writeError = error
         }
-        locked { state, wakeups in
+        let writeback = locked { state, wakeups -> Range<Int64>? in
             state.writerBusy = false
             // A failed fdatasync during the write rolled the log back; nothing here counts.
             if let error = writeError ?? state.failure.map({ LogError.failed(cause: $0) }) {
@@ -139,7 +139,7 @@ extension SegmentLog {
                 }
                 if writeError != nil, state.failure == nil { discardTornWrite(group, &state, &wakeups) }
                 state.kick(&wakeups)
-                return
+                return nil
             }
             precondition(state.flushedPosition == group.position, "the log's end moved under a busy writer")
             state.pending.removeAll(keepingCapacity: true)
@@ -148,7 +148,11 @@ extension SegmentLog {
             state.flushedNextOffset = state.active.nextOffset
             state.check()
             state.kick(&wakeups)
+            return writebackRange(&state)
         }
+        // Outside the mutex: it starts I/O (and the group's file is still the active segment's:
+        // no roll happens inside a write group).
+        if let writeback { group.file.startWriteback(writeback) }
     }
 
     /// A write that failed part-way may have left whole batches past the log's end; a later,
