@@ -4,7 +4,8 @@ import Testing
 
 /// `LogOptions.writebackBytes`: the log starts the write-back of its active segment every so
 /// many bytes, so a roll's fdatasync finds little left to write. Recorded through the
-/// fault-injecting file system, which forwards each call to the real file.
+/// fault-injecting file system, which forwards each call to the real file; the calls run on
+/// the log's write-back queue, which `close()` (or `drainWriteback()`) waits for.
 @Suite struct WritebackTests {
     static let every = 64 << 10
     /// 8 KiB records, uncompressed: a batch of one is 8 KiB and some header.
@@ -75,6 +76,7 @@ import Testing
         let fs = FaultInjectingFileSystem()
         let log = try SegmentLog.open(directory: dir.logPath, options: options(fs))
         for _ in 0..<20 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 160 KiB
+        log.drainWriteback()
         let before = fs.writebacks.withLock { $0 }
         let lastStart = try #require(before.last).range.upperBound
         try log.truncate(after: 2)  // keeps offsets 0...2: about 25 KiB

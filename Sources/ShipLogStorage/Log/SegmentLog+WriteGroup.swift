@@ -150,9 +150,8 @@ extension SegmentLog {
             state.kick(&wakeups)
             return writebackRange(&state)
         }
-        // Outside the mutex: it starts I/O (and the group's file is still the active segment's:
-        // no roll happens inside a write group).
-        if let writeback { group.file.startWriteback(writeback) }
+        // The group's file is still the active segment's: no roll happens inside a write group.
+        if let writeback { startWriteback(writeback, of: group.file) }
     }
 
     /// A write that failed part-way may have left whole batches past the log's end; a later,

@@ -10,7 +10,23 @@
 ///
 /// It changes nothing about durability: the kernel may write those pages any time anyway,
 /// and only fdatasync says they are on disk.
+///
+/// The call runs on `writebackQueue`, not on the writer's thread: starting the write-back of
+/// megabytes costs the kernel a millisecond or more of work, and can wait when the disk's
+/// queue is full, and a writer may be an event loop (a caught-up follower appends on it) or
+/// one of the few threads tasks run on. The closure keeps the file open until it has run,
+/// and closing the log waits for it, so it never touches a descriptor the log has given up.
 extension SegmentLog {
+    /// Starts the write-back of `range` of `file` on `writebackQueue`.
+    func startWriteback(_ range: Range<Int64>, of file: any StorageFile) {
+        writebackQueue.async { file.startWriteback(range) }
+    }
+
+    /// Returns once every write-back started so far has been handed to the kernel.
+    func drainWriteback() {
+        writebackQueue.sync {}
+    }
+
     /// Under the mutex, after a write: the range of the active segment whose write-back to
     /// start now, once `writebackBytes` have been written past the last start; nil otherwise.
     func writebackRange(_ state: inout LogState) -> Range<Int64>? {

@@ -22,6 +22,8 @@ public final class SegmentLog: Sendable {
     let truncationGeneration = Atomic<UInt64>(0)
     /// Where the fdatasyncs that async appends lead run, off the tasks' threads.
     let syncQueue = DispatchQueue(label: "shiplog.group-commit")
+    /// Where write-backs are started (`SegmentLog+Writeback.swift`), off the writers' threads.
+    let writebackQueue = DispatchQueue(label: "shiplog.writeback")
     /// Held by a `.os` append writing its own batch (`SegmentLog+DirectWrite.swift`).
     let directWriteLock = BargingLock()
     private let lock: Mutex<(any FileLock)?>
@@ -196,6 +198,8 @@ public final class SegmentLog: Sendable {
     }
 
     func releaseDirectoryLock() {
+        // No write-back call on this log's files outlives its close.
+        drainWriteback()
         lock.withLock { held in
             held?.unlock()
             held = nil
