@@ -15,26 +15,31 @@ import ShipLogStorage
 /// long-running host's page cache does); the first is in the note.
 enum CatchUpWriteFloor {
     /// Writes `bytes` bytes into a new file at `path` (unlinked at once, so its pages go when
-    /// it closes) and returns the seconds from the open until the last write returned.
-    static func write(bytes: Int64, copying logDirectory: String, into path: String) throws -> Double {
+    /// it closes) and returns the seconds from the open until the last write (or fdatasync)
+    /// returned. With `sealEveryBytes`, every that many bytes are made durable with fdatasync,
+    /// as a segment log seals a segment when it rolls, and their write-back is started every
+    /// `LogOptions().writebackBytes` in between, as the log does; then the disk is in it.
+    static func write(bytes: Int64, copying logDirectory: String, into path: String, sealEveryBytes: Int64? = nil) throws -> Double {
         let chunk = try firstChunk(of: logDirectory)
+        let writebackBytes = Int64(LogOptions().writebackBytes)
         let start = monotonicNanoseconds()
-        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard file >= 0 else { throw NetworkError.system(call: "open", errno: errno, context: path) }
-        defer { close(file) }
+        let file = try PosixFileSystem().openFile(path, create: true)
         unlink(path)
-        var position: Int64 = 0
+        var (position, sealed, writtenBack): (Int64, Int64, Int64) = (0, 0, 0)
         try chunk.withUnsafeBytes { chunk in
             while position < bytes {
                 let want = Int(min(Int64(chunk.count), bytes - position))
-                var done = 0
-                while done < want {
-                    let n = pwrite(file, chunk.baseAddress! + done, want - done, off_t(position) + off_t(done))
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw NetworkError.system(call: "pwrite", errno: errno, context: path) }
-                    done += n
-                }
+                try file.write(UnsafeRawBufferPointer(rebasing: chunk[..<want]), at: position)
                 position += Int64(want)
+                guard let sealEveryBytes else { continue }
+                if writebackBytes > 0, position - writtenBack >= writebackBytes {
+                    file.startWriteback(writtenBack..<position)
+                    writtenBack = position
+                }
+                if position - sealed >= sealEveryBytes || position == bytes {
+                    try file.sync()
+                    (sealed, writtenBack) = (position, position)
+                }
             }
         }
         return Double(monotonicNanoseconds() - start) / 1e9

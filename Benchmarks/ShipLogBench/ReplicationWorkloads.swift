@@ -259,7 +259,8 @@ final class ReplicationWorkloads {
         // (Benchmarks/README.md, "Seventh pass"), so each measured step below starts right
         // after as many bytes were written and freed, and gets recycled pages, as a
         // long-running host's page cache does: the write floor twice (the second is the
-        // floor), then the receiver floor, then catch-up. Every file is unlinked when written.
+        // floor), the sealed write floor, the receiver floor, then catch-up. Every file is
+        // unlinked when written.
         let floorRoot = clusterRoot("catch-up-floor")
         try FileManager.default.createDirectory(atPath: floorRoot, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: floorRoot) }
@@ -267,6 +268,9 @@ final class ReplicationWorkloads {
             Double(storedBytes) / (try CatchUpWriteFloor.write(bytes: storedBytes, copying: primaryDirectory,
                                                                into: floorRoot + "/write-floor")) / 1e6
         }
+        let sealedWriteFloorRate = Double(storedBytes) / (try CatchUpWriteFloor.write(
+            bytes: storedBytes, copying: primaryDirectory, into: floorRoot + "/sealed-write-floor",
+            sealEveryBytes: Int64(LogOptions().segmentBytes))) / 1e6
         let (receiver, port) = try CatchUpFloor.startReceiver(directory: floorRoot)
         let floorSeconds: Double
         let gibibytes = Double(storedBytes) / Double(1 << 30)
@@ -318,6 +322,10 @@ final class ReplicationWorkloads {
                    note: "the follower's file write alone: the same number of bytes pwritten in 1 MiB writes into a new file "
                        + "by one thread, nothing else (CatchUpWriteFloor), the second of two in a row (recycled pages); runs: "
                        + writeFloorRates.map { String(format: "%.0f", $0) }.joined(separator: ", "))
+        try report("catch-up", "sealed_write_floor_MB_per_s", sealedWriteFloorRate, "MB/s", baseline: "loopback-tcp-stream",
+                   note: "the write floor with each \(LogOptions().segmentBytes >> 20) MiB made durable by fdatasync, as a roll seals "
+                       + "a segment, and write-back started every \(LogOptions().writebackBytes >> 20) MiB as the log does: "
+                       + "the disk's part, which every sealed segment of the follower's log waits for")
         try reportCatchUpCPU(primary: primaryCPU / gibibytes, follower: followerCPU.map { $0 / gibibytes })
     }
 }
