@@ -5,7 +5,8 @@ import ShipLogStorage
 /// caught-up bytes into a file. One thread pwrites the primary's first MiB of segment bytes
 /// over and over, in 1 MiB writes, into a new file, until it has written as many bytes as the
 /// catch-up moves; no network, no framing, no checksum, no event loop. Durability `os`, as the
-/// catch-up's follower: the bytes reach the page cache, not the disk.
+/// catch-up's follower: the bytes reach the page cache, not the disk. Its sealed form adds
+/// the disk: each segment's worth made durable, as the follower's log does when it rolls.
 ///
 /// The page state matters on a VM: a page-cache write of new bytes needs a free page, and a
 /// page the host has taken back (free page reporting) costs a fault on the host the first
