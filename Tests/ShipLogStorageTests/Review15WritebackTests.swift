@@ -1,0 +1,146 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import ShipLogStorage
+
+/// Regression tests from the fifteenth adversarial review (early write-back of the active
+/// segment, `LogOptions.writebackBytes`), each failing before its fix.
+@Suite(.serialized) struct Review15WritebackTests {
+    static let every = 64 << 10
+    /// 8 KiB records, uncompressed: a batch of one is 8 KiB and some header.
+    static let record = [UInt8](repeating: 0x5a, count: 8 << 10)
+
+    static func options(_ fs: any FileSystem) -> LogOptions {
+        var options = smallOptions(segmentBytes: 1 << 20, compression: .none)
+        options.fileSystem = fs
+        options.writebackBytes = every
+        options.preallocateSegments = false
+        return options
+    }
+
+    /// `count` stored batches of one 8 KiB record each, epoch 1, from a primary's log.
+    static func primaryBatches(_ dir: TemporaryDirectory, count: Int) throws -> [StoredBatch] {
+        let primary = try SegmentLog.open(directory: dir.path + "/primary", options: smallOptions(segmentBytes: 1 << 20, compression: .none))
+        for _ in 0..<count { _ = try primary.append([record], epoch: 1) }
+        let batches = try primary.read(from: 0, maxBytes: .max)
+        try primary.close()
+        return batches
+    }
+
+    /// R15-1: `appendWithoutWaiting` is the event loop's append; its contract (and the
+    /// follower's `appendOnLoop`) is one pwrite into the page cache and nothing that waits.
+    /// The write group it leads started the write-back on the calling thread, and
+    /// sync_file_range(SYNC_FILE_RANGE_WRITE) can block (a full request queue, page locks,
+    /// the journal). Here the write-back is held: the on-loop append must still return.
+    @Test func appendWithoutWaitingDoesNotStartTheWritebackOnItsThread() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let batches = try Self.primaryBatches(dir, count: 12)
+        let fs = WritebackGateFileSystem()
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
+        try log.append(storedBatch: batches[0], durability: .os)  // rewrites the epoch checkpoint: the queue
+        let gate = Gate()
+        fs.gate.withLock { $0 = gate }
+        // About 90 KiB from byte 0 of the segment: past `every`, so a write-back is due.
+        let onLoop = Worker { try log.appendWithoutWaiting(storedBatches: Array(batches[1...])) }
+        #expect(gate.waitForArrival(), "the write-back was never started")
+        let returned = onLoop.join(seconds: 5)
+        gate.release()
+        #expect(returned != nil, "appendWithoutWaiting waited for the write-back it started")
+        if returned == nil { _ = onLoop.join() }
+        #expect(try onLoop.join()?.get() == 1..<12)
+        log.drainWriteback()  // the handed-off write-back has run
+        fs.gate.withLock { $0 = nil }
+        try log.close()
+    }
+
+    /// R15-2: an async append leads write groups on its task; the write-back it started there
+    /// held a cooperative-pool thread on the disk's queue, which the async path promises not
+    /// to do ("no task thread waits on the disk").
+    @Test func anAsyncAppendDoesNotStartTheWritebackOnItsTaskThread() throws {
+        let executor = ThreadPoolExecutor(threads: 2)
+        defer { executor.shutdown() }
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fs = WritebackGateFileSystem()
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
+        for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
+        let gate = Gate()
+        fs.gate.withLock { $0 = gate }
+        let done = DispatchSemaphore(value: 0)
+        Task(executorPreference: executor) {
+            _ = try? await log.append([Self.record], epoch: 1, durability: .os)  // past `every`
+            done.signal()
+        }
+        #expect(gate.waitForArrival(), "the write-back was never started")
+        #expect(!gate.arrivedInTask, "the write-back ran on the async appender's task thread")
+        gate.release()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        log.drainWriteback()
+        fs.gate.withLock { $0 = nil }
+        try log.close()
+    }
+
+    /// R15-4: a direct `.os` append started the write-back inside `directWriteLock`, so while
+    /// sync_file_range waited to submit its megabytes every other `.os` appender waited too
+    /// (the lock is what direct appenders queue on). Held here: the next append must go on.
+    @Test func oneAppendersWritebackDoesNotHoldUpTheNext() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fs = WritebackGateFileSystem()
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
+        for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
+        let gate = Gate()
+        fs.gate.withLock { $0 = gate }
+        let first = Worker { try log.append([Self.record], epoch: 1, durability: .os) }  // past `every`
+        #expect(gate.waitForArrival(), "the write-back was never started")
+        let next = Worker { try log.append([Self.record], epoch: 1, durability: .os) }
+        let nextReturned = next.join(seconds: 5)
+        gate.release()
+        #expect(nextReturned != nil, "an append waited for another appender's write-back")
+        #expect(try first.join()?.get() == 7..<8)
+        #expect(try next.join()?.get() == 8..<9)
+        fs.gate.withLock { $0 = nil }
+        try log.close()
+    }
+}
+
+/// A real file system whose files hold `startWriteback` at `gate` while one is set.
+final class WritebackGateFileSystem: FileSystem {
+    let real = PosixFileSystem()
+    let gate = Mutex<Gate?>(nil)
+
+    func openFile(_ path: String, create: Bool) throws -> any StorageFile {
+        GatedWritebackFile(real: try real.openFile(path, create: create), owner: self)
+    }
+    func contentsOfDirectory(_ path: String) throws -> [String] { try real.contentsOfDirectory(path) }
+    func isDirectory(_ path: String) -> Bool? { real.isDirectory(path) }
+    func fileSize(_ path: String) -> Int64? { real.fileSize(path) }
+    func createDirectory(_ path: String) throws { try real.createDirectory(path) }
+    func removeFile(_ path: String) throws { try real.removeFile(path) }
+    func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
+    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
+    func lockFile(_ path: String) throws -> any FileLock { try real.lockFile(path) }
+}
+
+final class GatedWritebackFile: StorageFile {
+    let real: any StorageFile
+    let owner: WritebackGateFileSystem
+    init(real: any StorageFile, owner: WritebackGateFileSystem) {
+        self.real = real
+        self.owner = owner
+    }
+    var path: String { real.path }
+    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws { try real.write(bytes, at: position) }
+    func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int {
+        try real.read(into: buffer, at: position)
+    }
+    func sync() throws { try real.sync() }
+    func truncate(to bytes: Int64) throws { try real.truncate(to: bytes) }
+    func preallocate(to bytes: Int64) throws { try real.preallocate(to: bytes) }
+    func size() throws -> Int64 { try real.size() }
+    func startWriteback(_ range: Range<Int64>) {
+        owner.gate.withLock { $0 }?.arriveAndWait()
+        real.startWriteback(range)
+    }
+}
