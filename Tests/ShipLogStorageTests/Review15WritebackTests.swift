@@ -103,6 +103,35 @@ import Testing
         fs.gate.withLock { $0 = nil }
         try log.close()
     }
+
+    /// R15-3: a truncation that removes the whole active segment leaves `writebackStarted`
+    /// naming that segment's base offset. The next roll creates a segment with the same
+    /// base offset, and its write-back then began where the removed file's had stopped:
+    /// the bytes before it were left for the sealing fdatasync, the stall this avoids.
+    @Test func aSegmentRecreatedAtARemovedBaseIsWrittenBackFromItsStart() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let fs = FaultInjectingFileSystem()
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
+        for _ in 0..<150 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // 2 segments
+        #expect(segmentFiles(dir.logPath).count == 2)
+        let base = log.state.withLock { $0.active.baseOffset }
+        let path = dir.logPath + "/" + segmentFiles(dir.logPath)[1]
+        log.drainWriteback()  // write-backs start on the log's queue
+        let started = fs.writebacks.withLock { $0.filter { $0.path == path }.map(\.range.upperBound).max() } ?? 0
+        #expect(started >= Int64(Self.every), "the second segment's write-back was started")
+
+        try log.truncate(after: base - 1)  // the second segment goes, whole
+        #expect(segmentFiles(dir.logPath).count == 1)
+        let before = fs.writebacks.withLock { $0.count }
+        for _ in 0..<40 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // a roll, then ~330 KiB
+        #expect(log.state.withLock { $0.active.baseOffset } == base)
+        log.drainWriteback()
+        let ranges = fs.writebacks.withLock { Array($0.dropFirst(before)) }.filter { $0.path == path }.map(\.range)
+        let first = try #require(ranges.first, "the new segment's write-back was never started")
+        #expect(first.lowerBound == 0, "the new segment's write-back starts at \(first.lowerBound), the removed one's")
+        try log.close()
+    }
 }
 
 /// A real file system whose files hold `startWriteback` at `gate` while one is set.

@@ -116,5 +116,9 @@ extension SegmentLog {
         state.durablePosition = next.endPosition
         state.flushedNextOffset = next.nextOffset
         state.durableNextOffset = next.nextOffset
+        // A new file: its write-back starts at its first byte. Keyed by base offset alone, a
+        // segment a truncation removed whole would otherwise hand its position to this one,
+        // which has the same base offset when the log grows back past it.
+        state.writebackStarted = nil
     }
 }
