@@ -36,11 +36,11 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let batches = try Self.primaryBatches(dir, count: 12)
-        let fs = WritebackGateFileSystem()
+        let fs = FaultInjectingFileSystem()
         let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
         try log.append(storedBatch: batches[0], durability: .os)  // rewrites the epoch checkpoint: the queue
         let gate = Gate()
-        fs.gate.withLock { $0 = gate }
+        fs.writebackGate.withLock { $0 = gate }
         // About 90 KiB from byte 0 of the segment: past `every`, so a write-back is due.
         let onLoop = Worker { try log.appendWithoutWaiting(storedBatches: Array(batches[1...])) }
         #expect(gate.waitForArrival(), "the write-back was never started")
@@ -50,7 +50,7 @@ import Testing
         if returned == nil { _ = onLoop.join() }
         #expect(try onLoop.join()?.get() == 1..<12)
         log.drainWriteback()  // the handed-off write-back has run
-        fs.gate.withLock { $0 = nil }
+        fs.writebackGate.withLock { $0 = nil }
         try log.close()
     }
 
@@ -62,11 +62,11 @@ import Testing
         defer { executor.shutdown() }
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = WritebackGateFileSystem()
+        let fs = FaultInjectingFileSystem()
         let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
         for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
         let gate = Gate()
-        fs.gate.withLock { $0 = gate }
+        fs.writebackGate.withLock { $0 = gate }
         let done = DispatchSemaphore(value: 0)
         Task(executorPreference: executor) {
             _ = try? await log.append([Self.record], epoch: 1, durability: .os)  // past `every`
@@ -77,7 +77,7 @@ import Testing
         gate.release()
         #expect(done.wait(timeout: .now() + 10) == .success)
         log.drainWriteback()
-        fs.gate.withLock { $0 = nil }
+        fs.writebackGate.withLock { $0 = nil }
         try log.close()
     }
 
@@ -87,11 +87,11 @@ import Testing
     @Test func oneAppendersWritebackDoesNotHoldUpTheNext() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let fs = WritebackGateFileSystem()
+        let fs = FaultInjectingFileSystem()
         let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
         for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
         let gate = Gate()
-        fs.gate.withLock { $0 = gate }
+        fs.writebackGate.withLock { $0 = gate }
         let first = Worker { try log.append([Self.record], epoch: 1, durability: .os) }  // past `every`
         #expect(gate.waitForArrival(), "the write-back was never started")
         let next = Worker { try log.append([Self.record], epoch: 1, durability: .os) }
@@ -100,7 +100,7 @@ import Testing
         #expect(nextReturned != nil, "an append waited for another appender's write-back")
         #expect(try first.join()?.get() == 7..<8)
         #expect(try next.join()?.get() == 8..<9)
-        fs.gate.withLock { $0 = nil }
+        fs.writebackGate.withLock { $0 = nil }
         try log.close()
     }
 
@@ -131,45 +131,5 @@ import Testing
         let first = try #require(ranges.first, "the new segment's write-back was never started")
         #expect(first.lowerBound == 0, "the new segment's write-back starts at \(first.lowerBound), the removed one's")
         try log.close()
-    }
-}
-
-/// A real file system whose files hold `startWriteback` at `gate` while one is set.
-final class WritebackGateFileSystem: FileSystem {
-    let real = PosixFileSystem()
-    let gate = Mutex<Gate?>(nil)
-
-    func openFile(_ path: String, create: Bool) throws -> any StorageFile {
-        GatedWritebackFile(real: try real.openFile(path, create: create), owner: self)
-    }
-    func contentsOfDirectory(_ path: String) throws -> [String] { try real.contentsOfDirectory(path) }
-    func isDirectory(_ path: String) -> Bool? { real.isDirectory(path) }
-    func fileSize(_ path: String) -> Int64? { real.fileSize(path) }
-    func createDirectory(_ path: String) throws { try real.createDirectory(path) }
-    func removeFile(_ path: String) throws { try real.removeFile(path) }
-    func rename(_ source: String, to destination: String) throws { try real.rename(source, to: destination) }
-    func syncDirectory(_ path: String) throws { try real.syncDirectory(path) }
-    func lockFile(_ path: String) throws -> any FileLock { try real.lockFile(path) }
-}
-
-final class GatedWritebackFile: StorageFile {
-    let real: any StorageFile
-    let owner: WritebackGateFileSystem
-    init(real: any StorageFile, owner: WritebackGateFileSystem) {
-        self.real = real
-        self.owner = owner
-    }
-    var path: String { real.path }
-    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws { try real.write(bytes, at: position) }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at position: Int64) throws -> Int {
-        try real.read(into: buffer, at: position)
-    }
-    func sync() throws { try real.sync() }
-    func truncate(to bytes: Int64) throws { try real.truncate(to: bytes) }
-    func preallocate(to bytes: Int64) throws { try real.preallocate(to: bytes) }
-    func size() throws -> Int64 { try real.size() }
-    func startWriteback(_ range: Range<Int64>) {
-        owner.gate.withLock { $0 }?.arriveAndWait()
-        real.startWriteback(range)
     }
 }

@@ -73,6 +73,8 @@ final class FaultInjectingFileSystem: FileSystem {
     let syncedDirectories = Mutex<[String]>([])
     /// Every `startWriteback` call, in order (forwarded to the real file too).
     let writebacks = Mutex<[(path: String, range: Range<Int64>)]>([])
+    /// While set, each `startWriteback` waits at this gate before it runs.
+    let writebackGate = Mutex<Gate?>(nil)
 
     func openFile(_ path: String, create: Bool) throws -> any StorageFile {
         FaultyFile(real: try real.openFile(path, create: create), owner: self)
@@ -120,6 +122,7 @@ final class FaultyFile: StorageFile {
     }
     func size() throws -> Int64 { try real.size() }
     func startWriteback(_ range: Range<Int64>) {
+        owner.writebackGate.withLock { $0 }?.arriveAndWait()
         owner.writebacks.withLock { $0.append((path, range)) }
         real.startWriteback(range)
     }
