@@ -80,17 +80,19 @@ final class Review10Nodes: @unchecked Sendable {
     let metrics = Review10Metrics()
 
     /// Starts every node, waits for a primary and for a first sync append through it (so the
-    /// followers are streaming), and returns the primary.
+    /// followers are streaming), and returns the primary. 30 s each: in a full parallel run
+    /// beside the crash and recovery suites' disk traffic, 10 s for the first sync append was
+    /// once too short; alone it takes under a second.
     func startWithStreamingPrimary() async throws -> NodeID {
         try await startAll()
         let ids = cluster.ids
         var primary: NodeID?
-        try await waitUntil("a primary") {
+        try await waitUntil("a primary", timeout: .seconds(30)) {
             primary = await self.primary(among: ids)
             return primary != nil
         }
         let old = try #require(primary)
-        try await waitUntil("a first sync append") {
+        try await waitUntil("a first sync append", timeout: .seconds(30)) {
             (try? await self.nodes[old]!.append([record(0)], mode: .sync(quorum: 1))) != nil
         }
         return old
