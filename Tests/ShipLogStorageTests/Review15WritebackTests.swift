@@ -6,16 +6,19 @@ import Testing
 /// Regression tests from the fifteenth adversarial review (early write-back of the active
 /// segment, `LogOptions.writebackBytes`), each failing before its fix.
 @Suite(.serialized) struct Review15WritebackTests {
-    static let every = 64 << 10
-    /// 8 KiB records, uncompressed: a batch of one is 8 KiB and some header.
-    static let record = [UInt8](repeating: 0x5a, count: 8 << 10)
+    static let every = WritebackTests.every
+    static let record = WritebackTests.record
 
-    static func options(_ fs: any FileSystem) -> LogOptions {
-        var options = smallOptions(segmentBytes: 1 << 20, compression: .none)
-        options.fileSystem = fs
-        options.writebackBytes = every
-        options.preallocateSegments = false
-        return options
+    static func options(_ fs: any FileSystem) -> LogOptions { WritebackTests.options(fs) }
+
+    /// A log 57 KiB into its segment (the next append passes `every`) whose write-backs wait
+    /// at the returned gate.
+    static func logBeforeAWriteback(_ dir: TemporaryDirectory, _ fs: FaultInjectingFileSystem) throws -> (SegmentLog, Gate) {
+        let log = try SegmentLog.open(directory: dir.logPath, options: options(fs))
+        for _ in 0..<7 { _ = try log.append([record], epoch: 1, durability: .os) }
+        let gate = Gate()
+        fs.writebackGate.withLock { $0 = gate }
+        return (log, gate)
     }
 
     /// `count` stored batches of one 8 KiB record each, epoch 1, from a primary's log.
@@ -63,10 +66,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let fs = FaultInjectingFileSystem()
-        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
-        for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
-        let gate = Gate()
-        fs.writebackGate.withLock { $0 = gate }
+        let (log, gate) = try Self.logBeforeAWriteback(dir, fs)
         let done = DispatchSemaphore(value: 0)
         Task(executorPreference: executor) {
             _ = try? await log.append([Self.record], epoch: 1, durability: .os)  // past `every`
@@ -88,10 +88,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let fs = FaultInjectingFileSystem()
-        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
-        for _ in 0..<7 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 57 KiB
-        let gate = Gate()
-        fs.writebackGate.withLock { $0 = gate }
+        let (log, gate) = try Self.logBeforeAWriteback(dir, fs)
         let first = Worker { try log.append([Self.record], epoch: 1, durability: .os) }  // past `every`
         #expect(gate.waitForArrival(), "the write-back was never started")
         let next = Worker { try log.append([Self.record], epoch: 1, durability: .os) }

@@ -11,7 +11,7 @@ import Testing
     /// 8 KiB records, uncompressed: a batch of one is 8 KiB and some header.
     static let record = [UInt8](repeating: 0x5a, count: 8 << 10)
 
-    func options(_ fs: FaultInjectingFileSystem, writebackBytes: Int = every) -> LogOptions {
+    static func options(_ fs: any FileSystem, writebackBytes: Int = every) -> LogOptions {
         var options = smallOptions(segmentBytes: 1 << 20, compression: .none)
         options.fileSystem = fs
         options.writebackBytes = writebackBytes
@@ -23,7 +23,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let fs = FaultInjectingFileSystem()
-        let log = try SegmentLog.open(directory: dir.logPath, options: options(fs))
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
         for _ in 0..<300 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 2.4 MiB: 3 segments
         try log.close()
 
@@ -53,7 +53,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let fs = FaultInjectingFileSystem()
-        let log = try SegmentLog.open(directory: dir.logPath, options: options(fs, writebackBytes: 0))
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs, writebackBytes: 0))
         for _ in 0..<300 { _ = try log.append([Self.record], epoch: 1, durability: .os) }
         try log.close()
         #expect(segmentFiles(dir.logPath).count == 3)
@@ -64,7 +64,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         #expect(throws: LogError.self) {
-            _ = try SegmentLog.open(directory: dir.logPath, options: options(FaultInjectingFileSystem(), writebackBytes: -1))
+            _ = try SegmentLog.open(directory: dir.logPath, options: Self.options(FaultInjectingFileSystem(), writebackBytes: -1))
         }
     }
 
@@ -74,7 +74,7 @@ import Testing
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let fs = FaultInjectingFileSystem()
-        let log = try SegmentLog.open(directory: dir.logPath, options: options(fs))
+        let log = try SegmentLog.open(directory: dir.logPath, options: Self.options(fs))
         for _ in 0..<20 { _ = try log.append([Self.record], epoch: 1, durability: .os) }  // about 160 KiB
         log.drainWriteback()
         let before = fs.writebacks.withLock { $0 }
