@@ -4,6 +4,7 @@ import Histogram
 import NIOCore
 import NIOPosix
 import ShipLogNode
+import ShipLogStorage
 import Synchronization
 
 /// `nio-echo-rtt`: what the mandated stack (SwiftNIO) charges for the round trip a sync append
@@ -33,6 +34,9 @@ struct NIOEchoServerCommand: ParsableCommand {
     @Option(help: "Pwrite every request to this file before answering.")
     var writeFile: String?
 
+    @Flag(help: "Check a CRC32C over every read's requests before writing them (the follower's check of each batch).")
+    var checksum = false
+
     func run() throws {
         var file: Int32 = -1
         if let writeFile {
@@ -44,7 +48,7 @@ struct NIOEchoServerCommand: ParsableCommand {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOEchoServerHandler(file: file)) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(NIOEchoServerHandler(file: file, checksum: checksum)) }
             }
             .bind(host: "127.0.0.1", port: Int(port)).wait()
         print("port \(channel.localAddress?.port ?? 0)")
@@ -61,13 +65,19 @@ final class NIOEchoServerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let file: Int32
+    private let checksum: Bool
+    /// Kept so the checksum cannot be optimized away.
+    private(set) var lastChecksum: UInt32 = 0
     private var position: off_t = 0
     private var header: [UInt8] = []
     private var requestBytes = 0
     private var reply: ByteBuffer?
     private var received = 0
 
-    init(file: Int32) { self.file = file }
+    init(file: Int32, checksum: Bool = false) {
+        self.file = file
+        self.checksum = checksum
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
@@ -80,6 +90,9 @@ final class NIOEchoServerHandler: ChannelInboundHandler {
             guard requestBytes > 0, requestBytes <= EchoServer.maxMessageBytes, replyBytes > 0,
                   replyBytes <= EchoServer.maxMessageBytes else { return context.close(promise: nil) }
             reply = context.channel.allocator.buffer(repeating: 0x6b, count: replyBytes)
+        }
+        if checksum, buffer.readableBytes > 0 {
+            lastChecksum = buffer.withUnsafeReadableBytes { CRC32C.checksum($0) }
         }
         if file >= 0, buffer.readableBytes > 0 {
             let written = buffer.withUnsafeReadableBytes { pwrite(file, $0.baseAddress, $0.count, position) }
@@ -151,9 +164,10 @@ enum NIOEcho {
         var loopToLoop: Histogram<UInt64>
     }
 
-    static func startServer(writeFile: String? = nil) throws -> (ChildProcess, UInt16) {
+    static func startServer(writeFile: String? = nil, checksum: Bool = false) throws -> (ChildProcess, UInt16) {
         let server = try ChildProcess(executable: try currentExecutablePath(),
-                                      arguments: ["nio-echo-server", "--port", "0"] + (writeFile.map { ["--write-file", $0] } ?? []),
+                                      arguments: ["nio-echo-server", "--port", "0"] + (writeFile.map { ["--write-file", $0] } ?? [])
+                                          + (checksum ? ["--checksum"] : []),
                                       output: .pipe, name: "NIO echo server")
         let line = try server.readLine(timeout: .seconds(10))
         guard line.hasPrefix("port "), let port = UInt16(line.dropFirst(5)), port != 0 else {
@@ -234,12 +248,12 @@ enum NIOEcho {
 
         /// `warmUp + count` trips from the calling task, each after `before`, the last `count` timed
         /// (`before` included), bounded by 30 s.
-        func series(count: Int, warmUp: Int, before: () throws -> Void = {}) async throws -> Histogram<UInt64> {
+        func series(count: Int, warmUp: Int, before: () async throws -> Void = {}) async throws -> Histogram<UInt64> {
             var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             let deadline = monotonicNanoseconds() + 30_000_000_000
             for i in 0..<(warmUp + count) {
                 let start = monotonicNanoseconds()
-                try before()
+                try await before()
                 try await trip()
                 let end = monotonicNanoseconds()
                 if i >= warmUp {

@@ -106,6 +106,41 @@ extension ReplicationWorkloads {
         try report("nio-echo-rtt", "appends_per_s_16_writers_with_writes", rate, "appends/s", note: many)
         try report("nio-echo-rtt", "appends_per_s_16_writers_with_writes", rate, "appends/s",
                    baseline: "redis-set-wait-16-clients", note: "the same appends, against Redis's 16 clients")
+        try nioReplicationFloorWithLog(micro: micro, how: how)
+    }
+
+    /// The same floors with the log's append in place of the caller's pwrite, and the server
+    /// checking a CRC32C over what it reads before its pwrite (`NIOEcho.LocalLogAppends`): SwiftNIO
+    /// plus the work any replicated append on this log does, with no frame and no state machine.
+    /// Kept as `nio-replication-floor-with-log-p50` and `-16-writers`, which `replicate-sync`
+    /// is judged beside: the part of its time the replication protocol itself is left.
+    private func nioReplicationFloorWithLog(micro: (Histogram<UInt64>, Double) -> Double, how: String) throws {
+        let root = clusterRoot("nio-echo-log")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (server, port) = try NIOEcho.startServer(writeFile: root + "/server.dat", checksum: true)
+        defer { server.stop() }
+        let appends = try NIOEcho.appends(port: port, local: try NIOEcho.LocalLogAppends(directory: root + "/log", records: records),
+                                          requestBytes: NetworkBaselines.requestBytes, replyBytes: NetworkBaselines.replyBytes,
+                                          count: 20_000)
+        values["nio-replication-floor-with-log-p50"] = micro(appends, 50)
+        let what = "the log's append (one 1 KiB record, LZ4, CRC32C, os) instead of the pwrite, the server's CRC32C over each "
+            + "read before its pwrite"
+        try report("nio-echo-rtt", "p50_latency_with_log_us", micro(appends, 50), "us", baseline: "loopback-rtt-p50",
+                   note: "\(appends.totalCount) appends from a plain task as p50_latency_with_writes_us, with \(what); \(how)")
+        let (selfBefore, serverBefore) = (ResourceUsage.now().cpuSeconds, server.cpuSeconds)
+        let rate = try NIOEcho.concurrentAppends(port: port, local: try NIOEcho.LocalLogAppends(directory: root + "/log-16", records: records),
+                                                 requestBytes: NetworkBaselines.requestBytes, replyBytes: NetworkBaselines.replyBytes,
+                                                 writers: Self.writers, perWriter: perWriter)
+        values["nio-replication-floor-16-writers-with-log"] = rate
+        let many = "\(Self.writers) plain tasks × \(perWriter) appends as appends_per_s_16_writers_with_writes, with \(what)"
+        try report("nio-echo-rtt", "appends_per_s_16_writers_with_log", rate, "appends/s", baseline: "redis-set-wait-16-clients", note: many)
+        if let serverBefore, let serverAfter = server.cpuSeconds {
+            let appendsMade = Double(Self.writers * (perWriter + 50))
+            let cpu = (ResourceUsage.now().cpuSeconds - selfBefore + serverAfter - serverBefore) * 1e6 / appendsMade
+            try report("nio-echo-rtt", "cpu_us_per_append_16_writers_with_log", cpu, "us",
+                       note: "CPU µs (user + system) of both processes per append of the 16 writers above (warm-up included)")
+        }
     }
 }
 

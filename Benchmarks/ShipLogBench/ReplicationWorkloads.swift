@@ -23,7 +23,7 @@ final class ReplicationWorkloads {
     /// Appends per writer in the 16-writer series.
     var perWriter = 1_000
     var values: [String: Double] = [:]
-    private let records: [[UInt8]]
+    let records: [[UInt8]]
 
     init(directory: String, reporter: Reporter, network: NetworkBaselines) {
         self.directory = directory
@@ -70,7 +70,7 @@ final class ReplicationWorkloads {
             try floor()
             return values[name]
         }
-        if name == "nio-replication-floor-p50" || name == "nio-replication-floor-16-writers" || name == "nio-replication-floor-cpu-us-per-append" {
+        if name.hasPrefix("nio-replication-floor") {
             try nioEcho()
             return values[name]
         }
@@ -157,10 +157,24 @@ final class ReplicationWorkloads {
         try report("replicate-sync", "p99_latency_us", p99, "us", baseline: "redis-set-wait-p99", note: one)
         try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "replication-floor-p50", note: one)
         try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "nio-replication-floor-p50", note: one)
+        try report("replicate-sync", "p50_latency_us", p50, "us", baseline: "nio-replication-floor-with-log-p50", note: one)
         let many = "\(Self.writers) tasks × \(perWriter) appends of one \(Self.recordBytes) B record, \(how)"
         try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "replicate-async-16-writers", note: many)
         try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "redis-set-wait-16-clients", note: many)
         try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "nio-replication-floor-16-writers", note: many)
+        try report("replicate-sync", "appends_per_s_16_writers", rate, "appends/s", baseline: "nio-replication-floor-16-writers-with-log",
+                   note: many)
+        // The floor with the log against the targets' baselines: how far the targets are from
+        // what SwiftNIO and this log allow together on this machine.
+        if let floor = try baseline("nio-replication-floor-16-writers-with-log") {
+            let floorNote = "the 16-writer floor with the log (nio-echo-rtt appends_per_s_16_writers_with_log), against the target's baseline"
+            try report("replicate-sync", "floor_with_log_appends_per_s_16_writers", floor, "appends/s",
+                       baseline: "replicate-async-16-writers", note: floorNote)
+        }
+        if let floor = try baseline("nio-replication-floor-with-log-p50") {
+            try report("replicate-sync", "floor_with_log_p50_latency_us", floor, "us", baseline: "loopback-rtt-p50",
+                       note: "the p50 floor with the log (nio-echo-rtt p50_latency_with_log_us), against the target's baseline")
+        }
 
         Glibc.sync()
         let synced: Histogram<UInt64>
