@@ -128,6 +128,14 @@ extension ReplicationWorkloads {
             + "read before its pwrite"
         try report("nio-echo-rtt", "p50_latency_with_log_us", micro(appends, 50), "us", baseline: "loopback-rtt-p50",
                    note: "\(appends.totalCount) appends from a plain task as p50_latency_with_writes_us, with \(what); \(how)")
+        // The same from a task on the loop (`Node.appendExecutor`'s way): no hop to the loop
+        // and back, the log's append on the loop thread.
+        let onLoop = try NIOEcho.appends(port: port, local: try NIOEcho.LocalLogAppends(directory: root + "/log-loop", records: records),
+                                         requestBytes: NetworkBaselines.requestBytes, replyBytes: NetworkBaselines.replyBytes,
+                                         count: 20_000, onLoopExecutor: true)
+        values["nio-replication-floor-with-log-loop-executor-p50"] = micro(onLoop, 50)
+        try report("nio-echo-rtt", "p50_latency_with_log_loop_executor_us", micro(onLoop, 50), "us", baseline: "loopback-rtt-p50",
+                   note: "\(onLoop.totalCount) appends; the same from a task preferring the loop as executor")
         let (selfBefore, serverBefore) = (ResourceUsage.now().cpuSeconds, server.cpuSeconds)
         let rate = try NIOEcho.concurrentAppends(port: port, local: try NIOEcho.LocalLogAppends(directory: root + "/log-16", records: records),
                                                  requestBytes: NetworkBaselines.requestBytes, replyBytes: NetworkBaselines.replyBytes,
